@@ -1,0 +1,1 @@
+"""Scout pipeline: streaming medallion layers (bronze → platinum) on Kafka and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Shared building blocks of the four services: settings, database, Kafka, logging, metrics."""

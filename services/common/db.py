@@ -1,0 +1,101 @@
+"""PostgreSQL access: connection pools per service role, retries, and small COPY helpers.
+
+Each service's pool acts as that service's database role (``SET ROLE`` at connect time),
+so the privileges granted in the migrations are what the running code really has.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from services.common.errors import ServiceUnavailableError
+from services.common.lifecycle import TRANSIENT_DB_ERRORS, retry
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _server_settings(role: str | None, application_name: str) -> dict[str, str]:
+    settings = {"application_name": application_name, "timezone": "UTC"}
+    if role:
+        # A startup parameter is equivalent to SET ROLE for the whole session.
+        settings["role"] = role
+    return settings
+
+
+async def connect(
+    settings: Settings,
+    *,
+    role: str | None = None,
+    application_name: str = "scout",
+    attempts: int = 1,
+    database_url: str | None = None,
+) -> asyncpg.Connection:
+    """One connection; ``attempts`` > 1 retries while the server is starting."""
+    dsn = database_url or settings.database_url.get_secret_value()
+
+    async def _connect() -> asyncpg.Connection:
+        return await asyncpg.connect(
+            dsn, server_settings=_server_settings(role, application_name), timeout=10
+        )
+
+    try:
+        return await retry(_connect, what="connect to PostgreSQL", max_attempts=attempts)
+    except TRANSIENT_DB_ERRORS as exc:
+        raise ServiceUnavailableError(
+            f"PostgreSQL at {redact_dsn(dsn)} did not answer ({type(exc).__name__}: {exc}). "
+            "Start the local stack with `scout dev up` or set SCOUT_DATABASE_URL."
+        ) from exc
+
+
+async def create_pool(
+    settings: Settings, service: str, *, min_size: int = 1, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections act as ``service``'s role; waits for the server to answer."""
+    dsn = settings.database_url.get_secret_value()
+
+    async def _create() -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size or settings.db_pool_max,
+            server_settings=_server_settings(settings.db_role(service), f"scout-{service}"),
+            timeout=10,
+        )
+        assert pool is not None
+        return pool
+
+    return await retry(_create, what=f"create {service} pool", max_attempts=30)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+async def copy_into_temp(
+    conn: asyncpg.Connection,
+    temp_table: str,
+    like_table: str,
+    columns: Sequence[str],
+    records: Sequence[tuple[Any, ...]],
+) -> None:
+    """COPY ``records`` into a transaction-scoped temp table shaped like ``like_table``.
+
+    Must run inside a transaction (the temp table is dropped on commit). Table names are
+    constants of the calling repo module, never user input.
+    """
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp_table} "
+        f"(LIKE {like_table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(temp_table, records=records, columns=list(columns))

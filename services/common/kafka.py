@@ -1,0 +1,200 @@
+"""Kafka: topic names, the Faust app factory, and admin helpers (create topics, readiness).
+
+Topic names come from one place so a prefix (SCOUT_TOPIC_PREFIX) moves all of them: tests
+use a fresh prefix per test to get clean topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.common.errors import ServiceUnavailableError
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic of the pipeline, under one prefix (default ``scout.``)."""
+
+    prefix: str = "scout."
+
+    # Source topics (CONTRACTS §1)
+    @property
+    def pos(self) -> str:
+        return f"{self.prefix}pos.transactions"
+
+    @property
+    def api(self) -> str:
+        return f"{self.prefix}api.batches"
+
+    @property
+    def iot(self) -> str:
+        return f"{self.prefix}iot.readings"
+
+    @property
+    def master_stores(self) -> str:
+        return f"{self.prefix}master.stores"
+
+    @property
+    def master_products(self) -> str:
+        return f"{self.prefix}master.products"
+
+    # Internal topics between the services
+    @property
+    def bronze_landed(self) -> str:
+        """Batches of landed bronze records, bronze → silver."""
+        return f"{self.prefix}internal.bronze-landed"
+
+    @property
+    def silver_changes(self) -> str:
+        """Batches of changed silver keys, silver → gold."""
+        return f"{self.prefix}internal.silver-changes"
+
+    @property
+    def sources(self) -> tuple[str, str, str]:
+        return (self.pos, self.api, self.iot)
+
+    @property
+    def compacted(self) -> tuple[str, str]:
+        return (self.master_stores, self.master_products)
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.sources, *self.compacted, self.bronze_landed, self.silver_changes)
+
+    def source_system(self, topic: str) -> str:
+        """``pos`` / ``api`` / ``iot`` for a source topic."""
+        return {self.pos: "pos", self.api: "api", self.iot: "iot"}[topic]
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)
+
+
+def broker_url(settings: Settings) -> str:
+    return ",".join(f"kafka://{host}" for host in settings.kafka_bootstrap.split(","))
+
+
+def make_app(
+    settings: Settings, service: str, *, datadir: Path | None = None, **config: Any
+) -> faust.App:
+    """A Faust app for ``service`` with the pipeline's defaults.
+
+    Values are raw bytes: the services decode themselves, so a payload that is not JSON is
+    kept (error log, quarantine) instead of crashing a Faust codec. Offsets are committed
+    only for acknowledged events, and the agents acknowledge a batch only after its
+    database transaction commits.
+    """
+    app_id = f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
+    defaults: dict[str, Any] = {
+        "broker": broker_url(settings),
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+        "store": "memory://",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": 1,
+        "topic_allow_declare": True,
+        "broker_commit_every": 10_000,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": 16_384,
+        "producer_linger_ms": 5,
+        "producer_max_request_size": 8 * 1024 * 1024,
+        "producer_compression_type": "lz4",
+        "web_enabled": True,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port_for(service),
+        "web_host": settings.web_host,
+        "datadir": str(datadir or settings.state_dir / "faust" / app_id),
+        "logging_config": None,
+    }
+    defaults.update(config)
+    return faust.App(app_id, **defaults)
+
+
+async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
+    """Create every pipeline topic (idempotent). Master topics are compacted."""
+    topics = topics_for(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await _start_with_timeout(admin, settings.kafka_bootstrap, timeout)
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs=({"cleanup.policy": "compact"} if name in topics.compacted else {})
+                | {"max.message.bytes": str(16 * 1024 * 1024)},
+            )
+            for name in topics.all()
+            if name not in existing
+        ]
+        if new:
+            # Another process may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefix(settings: Settings, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await _start_with_timeout(admin, settings.kafka_bootstrap, 30.0)
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
+    """Ready means a metadata request succeeds, not just an open port."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await _start_with_timeout(admin, bootstrap, timeout)
+    try:
+        await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+async def _start_with_timeout(client: Any, bootstrap: str, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await asyncio.wait_for(client.start(), timeout=max(1.0, timeout))
+            return
+        except (TimeoutError, KafkaError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ServiceUnavailableError(
+                    f"Kafka at {bootstrap} did not answer ({exc!r}). "
+                    "Start the local stack with `scout dev up` or set SCOUT_KAFKA_BOOTSTRAP."
+                ) from exc
+            await asyncio.sleep(0.5)
+
+
+def make_producer(settings: Settings, **config: Any) -> AIOKafkaProducer:
+    """A producer tuned for throughput: batching, lz4, idempotence against resend doubles."""
+    defaults: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "linger_ms": 20,
+        "max_batch_size": 512 * 1024,
+        "compression_type": "lz4",
+        "max_request_size": 8 * 1024 * 1024,
+        "enable_idempotence": True,
+        "acks": "all",
+    }
+    defaults.update(config)
+    return AIOKafkaProducer(**defaults)

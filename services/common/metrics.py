@@ -1,0 +1,94 @@
+"""Every Prometheus metric of the pipeline, declared once (CONTRACTS §5).
+
+Names start with ``scout_``; the ``layer`` label is ``bronze``, ``silver``, ``gold`` or
+``platinum``. Services import the metric objects from here and never declare their own, so
+dashboards and alert rules have one list to rely on.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Event time → committed in the layer. Buckets span the SLAs (1 min … 2 h) and sub-second.
+FRESHNESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 7200, float("inf"))
+FLUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
+SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, float("inf"))
+
+RECORDS_CONSUMED = Counter(
+    "scout_records_consumed_total", "Kafka records consumed", ["layer", "topic"]
+)
+RECORDS_WRITTEN = Counter(
+    "scout_records_written_total", "Rows written (new or changed) per table", ["layer", "table"]
+)
+RECORDS_REJECTED = Counter(
+    "scout_records_rejected_total",
+    "Records not accepted by the layer (bronze error log, silver quarantine) by reason",
+    ["layer", "reason"],
+)
+RECORDS_WARNED = Counter(
+    "scout_records_warned_total", "Records kept with a warning, by expectation", ["layer", "rule"]
+)
+CONSUMER_LAG = Gauge(
+    "scout_consumer_lag",
+    "Log-end offset minus committed offset",
+    ["group", "topic", "partition"],
+)
+FRESHNESS = Histogram(
+    "scout_freshness_seconds",
+    "Event time (source timestamp) to committed in the layer",
+    ["layer"],
+    buckets=FRESHNESS_BUCKETS,
+)
+PUBLISH_FRESHNESS = Histogram(
+    "scout_publish_freshness_seconds",
+    "Kafka publish time of the source record to committed in the layer",
+    ["layer"],
+    buckets=FRESHNESS_BUCKETS,
+)
+QUALITY_SCORE = Gauge(
+    "scout_quality_score", "Share of valid records in the layer (0..1)", ["layer"]
+)
+QUALITY_GATE = Gauge(
+    "scout_quality_gate_met", "1 when the layer meets its quality gate and SLA", ["layer"]
+)
+BATCH_FLUSH = Histogram(
+    "scout_batch_flush_seconds", "Time to write one batch", ["layer"], buckets=FLUSH_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "scout_batch_size", "Kafka records per batch", ["layer"], buckets=SIZE_BUCKETS
+)
+DB_UP = Gauge("scout_db_up", "1 when the last database call of the layer succeeded", ["layer"])
+DB_RETRIES = Counter(
+    "scout_db_retries_total", "Database operations retried after a transient error", ["layer"]
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "scout_db_pool_connections", "Database pool connections by state", ["layer", "state"]
+)
+GOLD_GROUPS_UPDATED = Histogram(
+    "scout_gold_groups_updated",
+    "Gold groups recomputed per flush",
+    ["table"],
+    buckets=SIZE_BUCKETS,
+)
+GOLD_RECONCILIATION_MISMATCHES = Gauge(
+    "scout_gold_reconciliation_mismatches",
+    "Gold rows that differ from a from-scratch recomputation (expected 0)",
+    ["table"],
+)
+PLATINUM_JOB_RUNS = Counter(
+    "scout_platinum_job_runs_total", "Platinum job runs by outcome", ["job", "status"]
+)
+PLATINUM_JOB_LAST_SUCCESS = Gauge(
+    "scout_platinum_job_last_success_timestamp_seconds",
+    "Unix time of the job's last successful run",
+    ["job"],
+)
+PLATINUM_JOB_DURATION = Histogram(
+    "scout_platinum_job_duration_seconds", "Platinum job run time", ["job"]
+)
+PRIVACY_EPSILON_SPENT = Gauge(
+    "scout_privacy_epsilon_spent", "Differential-privacy budget spent", ["release"]
+)
+PRIVACY_EPSILON_BUDGET = Gauge(
+    "scout_privacy_epsilon_budget", "Differential-privacy budget configured", ["release"]
+)

@@ -1,0 +1,80 @@
+"""Runtime settings, read once from ``SCOUT_*`` environment variables (and an optional ``.env``).
+
+``Settings`` is frozen: ``main()`` builds it and passes it down; nothing reads the environment
+at import time. Secrets are ``SecretStr`` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PG_PORT = 55432
+DEFAULT_DATABASE_URL = f"postgresql://scout@127.0.0.1:{DEFAULT_PG_PORT}/scout"
+
+# Database roles of the services (created by the migrations, NOLOGIN). A service connects with
+# the login user of SCOUT_DATABASE_URL and then acts only as its own role (SET ROLE), so a bug
+# in one service cannot write another layer's tables.
+SERVICE_ROLES = {
+    "bronze": "scout_bronze_writer",
+    "silver": "scout_silver_enricher",
+    "gold": "scout_gold_aggregator",
+    "platinum": "scout_platinum_builder",
+}
+
+# Default HTTP port (metrics, health) of each service; SCOUT_WEB_PORT overrides it.
+SERVICE_WEB_PORTS = {"bronze": 6066, "silver": 6067, "gold": 6068, "platinum": 6069}
+
+
+class Settings(BaseSettings):
+    """Every setting of the pipeline. See the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCOUT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    topic_prefix: str = "scout."
+    topic_partitions: int = Field(default=4, ge=1)
+    pii_key: SecretStr | None = None
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    # Database role each service acts as; empty string disables SET ROLE (e.g. managed DBs
+    # where the login user already is the service role).
+    db_role_bronze: str = SERVICE_ROLES["bronze"]
+    db_role_silver: str = SERVICE_ROLES["silver"]
+    db_role_gold: str = SERVICE_ROLES["gold"]
+    db_role_platinum: str = SERVICE_ROLES["platinum"]
+    db_pool_max: int = Field(default=4, ge=1)
+    # Batching of the agents: at most this many Kafka records per batch, waiting at most
+    # batch_wait_s for a batch to fill.
+    batch_max: int = Field(default=5000, ge=1)
+    batch_wait_s: float = Field(default=0.2, gt=0)
+    allowed_clock_skew_s: float = Field(default=300.0, ge=0)
+    # Local stack
+    state_dir: Path = Path(".scout")
+    cache_dir: Path = Path.home() / ".cache" / "scout"
+    kafka_version: str = "4.1.2"
+    kafka_port: int = 9092
+    pg_port: int = DEFAULT_PG_PORT
+
+    def db_role(self, service: str) -> str | None:
+        """The role ``service`` acts as in PostgreSQL, or None to keep the login user."""
+        role: str = getattr(self, f"db_role_{service}")
+        return role or None
+
+    def web_port_for(self, service: str) -> int:
+        return self.web_port if self.web_port is not None else SERVICE_WEB_PORTS[service]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""``scout dev up | down | status [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from services.common.settings import Settings
+from services.devstack import stack
+
+
+def register(subparsers: Any) -> None:
+    dev = subparsers.add_parser(
+        "dev",
+        help="start / stop / show the local stack (Kafka KRaft broker + PostgreSQL)",
+        description=(
+            "Manage the local stack on loopback: a real Apache Kafka broker in KRaft mode "
+            "(jars fetched from Maven Central into the cache once per version) and a private "
+            "PostgreSQL cluster. Idempotent: `up` on a running stack changes nothing. "
+            "Data is kept across down/up. State lives in SCOUT_STATE_DIR (default .scout)."
+        ),
+    )
+    sub = dev.add_subparsers(dest="dev_command", metavar="ACTION", required=True)
+    sub.add_parser("up", help="start what is not running, wait until ready").set_defaults(func=_up)
+    sub.add_parser("down", help="stop what `up` started (data is kept)").set_defaults(func=_down)
+    st = sub.add_parser("status", help="show each component, address, pid and health")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=_status)
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    for component, started in stack.up(settings):
+        verb = "started" if started else "already running"
+        print(f"{component.name:<9} {verb:<16} pid {component.pid:<8} {component.address}")
+    print(
+        f"\nexport SCOUT_KAFKA_BOOTSTRAP={stack.kafka_address(settings)}\n"
+        f"export SCOUT_DATABASE_URL={stack.database_url(settings)}"
+    )
+    return 0
+
+
+def _down(args: argparse.Namespace, settings: Settings) -> int:
+    for name, was_running in stack.down(settings):
+        print(f"{name:<9} {'stopped' if was_running else 'was not running'}")
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    components = stack.status(settings)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in components], indent=2))
+    else:
+        print(f"{'component':<10} {'health':<8} {'pid':<8} {'managed':<8} address")
+        for c in components:
+            health = "up" if c.healthy else "down"
+            print(
+                f"{c.name:<10} {health:<8} {c.pid or '-'!s:<8} {'yes' if c.managed else 'no':<8} "
+                f"{c.address} {c.note}"
+            )
+    return 0 if all(c.healthy for c in components) else 1

@@ -1,0 +1,234 @@
+"""Local PostgreSQL: a private cluster from the Debian server binaries, on loopback.
+
+The server refuses to run as root; when ``scout`` runs as root the cluster is owned by and
+run as the ``postgres`` system user (created by the Debian package). Authentication is
+``trust`` on 127.0.0.1 only: a developer's private cluster, never exposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from services.common.errors import MissingToolError, ServiceUnavailableError
+from services.common.settings import Settings
+from services.devstack.process import is_alive, read_pid
+
+PG_HINT = "install the PostgreSQL server (Debian: apt-get install postgresql)"
+RUN_AS = "postgres"
+
+
+@dataclass(frozen=True)
+class PgPaths:
+    home: Path
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
+
+
+def binaries() -> Path:
+    """The newest installed server's bin folder (Debian layout first, then PATH)."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("pg_ctl")
+    if found and shutil.which("initdb"):
+        return Path(found).resolve().parent
+    raise MissingToolError(f"PostgreSQL server binaries (pg_ctl, initdb) not found; {PG_HINT}")
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _traversable_by(user: str, path: Path) -> bool:
+    result = subprocess.run(
+        ["runuser", "-u", user, "--", "test", "-x", str(path)], capture_output=True, check=False
+    )
+    return result.returncode == 0
+
+
+def paths(settings: Settings) -> PgPaths:
+    home = settings.state_dir.resolve() / "postgres"
+    if _as_root():
+        # The postgres user must reach its data folder; a checkout under a private home
+        # folder is not reachable, so the cluster then lives in /var/lib (one per checkout).
+        probe = home.parent
+        probe.mkdir(parents=True, exist_ok=True)
+        if not _traversable_by(RUN_AS, probe):
+            key = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+            home = Path("/var/lib/scout-dev") / key / "postgres"
+    return PgPaths(home)
+
+
+def _run(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if _as_root():
+        try:
+            pwd.getpwnam(RUN_AS)
+        except KeyError as exc:
+            raise MissingToolError(f"user `{RUN_AS}` is missing; {PG_HINT}") from exc
+        cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise ServiceUnavailableError(
+            f"`{' '.join(cmd)}` failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
+        )
+    return result
+
+
+def _prepare_home(p: PgPaths) -> None:
+    p.home.mkdir(parents=True, exist_ok=True)
+    if _as_root():
+        shutil.chown(p.home, RUN_AS, RUN_AS)
+        os.chmod(p.home, 0o700)
+        for parent in p.home.parents:
+            if str(parent) in ("/", "/var", "/var/lib"):
+                break
+            if parent.name == "scout-dev":
+                os.chmod(parent, 0o755)  # noqa: S103 - postgres must traverse it
+
+
+def running_pid(settings: Settings) -> int | None:
+    pid = read_pid(paths(settings).data / "postmaster.pid")
+    return pid if is_alive(pid) else None
+
+
+def url(settings: Settings) -> str:
+    return f"postgresql://scout@127.0.0.1:{settings.pg_port}/scout"
+
+
+def up(settings: Settings) -> tuple[int, bool]:
+    """Start the private cluster if needed; returns (pid, started_now)."""
+    bin_dir = binaries()
+    p = paths(settings)
+    pid = running_pid(settings)
+    if pid is not None:
+        asyncio.run(_ensure_database(settings))
+        return pid, False
+    _prepare_home(p)
+    if not (p.data / "PG_VERSION").exists():
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(p.data),
+                "-U",
+                "scout",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        with open(p.data / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# scout dev stack\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{p.data}'\n"
+                "max_connections = 300\n"
+                "shared_buffers = 256MB\n"
+                "max_wal_size = 2GB\n"
+                "timezone = 'UTC'\n"
+            )
+    _run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(p.data),
+            "-l",
+            str(p.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {settings.pg_port}",
+            "start",
+        ]
+    )
+    asyncio.run(_ensure_database(settings))
+    started = running_pid(settings)
+    if started is None:
+        raise ServiceUnavailableError(f"PostgreSQL did not start; see {p.log_file}")
+    return started, True
+
+
+async def _ensure_database(settings: Settings) -> None:
+    admin_url = f"postgresql://scout@127.0.0.1:{settings.pg_port}/postgres"
+    last_error: Exception | None = None
+    for _ in range(60):
+        try:
+            conn = await asyncpg.connect(admin_url, timeout=5)
+            break
+        except (OSError, asyncpg.PostgresError) as exc:
+            last_error = exc
+            await asyncio.sleep(0.5)
+    else:
+        raise ServiceUnavailableError(f"PostgreSQL did not answer: {last_error}")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'scout'"):
+            await conn.execute("CREATE DATABASE scout")
+    finally:
+        await conn.close()
+
+
+def healthy(database_url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(database_url, timeout=3)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        try:
+            return bool(await conn.fetchval("SELECT 1"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(probe())
+
+
+def down(settings: Settings) -> bool:
+    """Stop the private cluster (fast shutdown); True when one was running."""
+    if running_pid(settings) is None:
+        return False
+    p = paths(settings)
+    _run([str(binaries() / "pg_ctl"), "-D", str(p.data), "-m", "fast", "-w", "-t", "60", "stop"])
+    return True
+
+
+def restart(settings: Settings) -> None:
+    """Restart the server (used by the fault-injection tests)."""
+    p = paths(settings)
+    _run(
+        [
+            str(binaries() / "pg_ctl"),
+            "-D",
+            str(p.data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(p.log_file),
+            "-o",
+            f"-p {settings.pg_port}",
+            "restart",
+        ]
+    )

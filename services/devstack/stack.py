@@ -1,0 +1,100 @@
+"""``scout dev up | down | status``: the local stack as one idempotent unit.
+
+A component is *managed* when this command starts it; a ``SCOUT_DATABASE_URL`` (or a
+``SCOUT_KAFKA_BOOTSTRAP`` not on the local port) names an external service that ``up`` and
+``down`` leave alone and ``status`` only checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from services.common.db import redact_dsn
+from services.common.settings import Settings
+from services.devstack import kafka, postgres
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str
+    managed: bool
+    pid: int | None
+    healthy: bool
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _kafka_managed(settings: Settings) -> bool:
+    return (
+        "kafka_bootstrap" not in settings.model_fields_set
+        or settings.kafka_bootstrap == f"127.0.0.1:{settings.kafka_port}"
+    )
+
+
+def _pg_managed(settings: Settings) -> bool:
+    return "database_url" not in settings.model_fields_set
+
+
+def kafka_address(settings: Settings) -> str:
+    return (
+        f"127.0.0.1:{settings.kafka_port}" if _kafka_managed(settings) else settings.kafka_bootstrap
+    )
+
+
+def database_url(settings: Settings) -> str:
+    if _pg_managed(settings):
+        return postgres.url(settings)
+    return settings.database_url.get_secret_value()
+
+
+def up(settings: Settings) -> list[tuple[Component, bool]]:
+    """Start what is not running; returns each component and whether it was started now."""
+    results = []
+    if _kafka_managed(settings):
+        pid, started = kafka.up(settings)
+        results.append((Component("kafka", kafka_address(settings), True, pid, True), started))
+    if _pg_managed(settings):
+        pid, started = postgres.up(settings)
+        results.append((Component("postgres", database_url(settings), True, pid, True), started))
+    return results
+
+
+def down(settings: Settings) -> list[tuple[str, bool]]:
+    """Stop the managed components; returns (name, was_running)."""
+    results = []
+    if _pg_managed(settings):
+        results.append(("postgres", postgres.down(settings)))
+    if _kafka_managed(settings):
+        results.append(("kafka", kafka.down(settings)))
+    return results
+
+
+def status(settings: Settings) -> list[Component]:
+    k_managed = _kafka_managed(settings)
+    k_pid = kafka.running_pid(settings) if k_managed else None
+    k_ok = (not k_managed or k_pid is not None) and kafka.healthy(kafka_address(settings))
+    p_managed = _pg_managed(settings)
+    p_pid = postgres.running_pid(settings) if p_managed else None
+    db_url = database_url(settings)
+    p_ok = (not p_managed or p_pid is not None) and postgres.healthy(db_url)
+    return [
+        Component(
+            "kafka",
+            kafka_address(settings),
+            k_managed,
+            k_pid,
+            k_ok,
+            "" if k_managed else "external (SCOUT_KAFKA_BOOTSTRAP)",
+        ),
+        Component(
+            "postgres",
+            redact_dsn(db_url),
+            p_managed,
+            p_pid,
+            p_ok,
+            "" if p_managed else "external (SCOUT_DATABASE_URL)",
+        ),
+    ]

@@ -1,0 +1,152 @@
+"""Fixtures giving every test a real Kafka broker and a real PostgreSQL, cleanly isolated.
+
+Where a Docker engine answers, testcontainers start both. Otherwise the services named by
+SCOUT_KAFKA_BOOTSTRAP and SCOUT_DATABASE_URL are used (``.ci/run`` and ``scout dev up``
+start them). With neither, a test that needs them fails and says how to start them.
+
+Isolation: each test gets its own database, cloned from a migrated template (fast), and its
+own topic prefix, so tests never see each other's rows or messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common.kafka import create_topics, delete_topics_with_prefix
+from services.common.migrations import default_migrations_dir, load_migrations, migrate
+from services.common.settings import Settings
+
+HOW_TO_START = (
+    "no Kafka/PostgreSQL for the integration tests: run `scout dev up` and export the "
+    "SCOUT_KAFKA_BOOTSTRAP and SCOUT_DATABASE_URL it prints (or run `make test`, or start "
+    "a Docker engine for testcontainers)"
+)
+
+
+@dataclass(frozen=True)
+class Stack:
+    kafka_bootstrap: str
+    database_url: str  # of the server's admin database
+
+    def url_for(self, database: str) -> str:
+        base, _, _ = self.database_url.rpartition("/")
+        return f"{base}/{database}"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    bootstrap = os.environ.get("SCOUT_KAFKA_BOOTSTRAP")
+    db_url = os.environ.get("SCOUT_DATABASE_URL")
+    if bootstrap and db_url:
+        yield Stack(bootstrap, db_url)
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        with (
+            KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+            PostgresContainer("postgres:16", driver=None) as pg,
+        ):
+            yield Stack(kafka.get_bootstrap_server(), pg.get_connection_url())
+        return
+    pytest.fail(HOW_TO_START, pytrace=False)
+
+
+def _template_name() -> str:
+    digest = uuid.uuid5(
+        uuid.NAMESPACE_OID, "".join(m.checksum for m in load_migrations(default_migrations_dir()))
+    )
+    return f"scout_tpl_{digest.hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def template_db(stack: Stack) -> str:
+    """A migrated database to clone per test; rebuilt when the migrations change."""
+    name = _template_name()
+    admin = await asyncpg.connect(stack.url_for("postgres"))
+    try:
+        # Several test runs (or developers) may share one server.
+        await admin.execute("SELECT pg_advisory_lock(5150)")
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}_build"')
+            conn = await asyncpg.connect(stack.url_for(f"{name}_build"))
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            await admin.execute(f'ALTER DATABASE "{name}_build" RENAME TO "{name}"')
+        await admin.execute("SELECT pg_advisory_unlock(5150)")
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def database_url(stack: Stack, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test (dropped afterwards)."""
+    name = f"scout_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.url_for("postgres"))
+    try:
+        for attempt in range(20):
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+                break
+            except asyncpg.ObjectInUseError:  # template briefly in use by another clone
+                await asyncio.sleep(0.1 * (attempt + 1))
+        yield stack.url_for(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def settings(
+    stack: Stack, database_url: str, topic_prefix: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings pointing at this test's database and topics; the topics exist."""
+    test_settings = Settings(
+        env="test",
+        kafka_bootstrap=stack.kafka_bootstrap,
+        database_url=database_url,  # type: ignore[arg-type]
+        topic_prefix=topic_prefix,
+        topic_partitions=4,
+        pii_key="test-pii-key",  # type: ignore[arg-type]
+        state_dir=tmp_path / "state",
+        batch_wait_s=0.05,
+    )
+    await create_topics(test_settings)
+    yield test_settings
+    await delete_topics_with_prefix(test_settings, topic_prefix)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection to this test's database (for assertions)."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
