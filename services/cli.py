@@ -23,12 +23,15 @@ from services.common.settings import load_settings
 COMMAND_MODULES = (
     "services.devstack.commands",
     "services.common.commands",
+    "services.common.schema_commands",
     "services.runner",
     "services.simulator.commands",
     "services.bronze_writer.commands",
     "services.silver_enricher.commands",
     "services.gold_aggregator.commands",
     "services.platinum_builder.commands",
+    "services.replay",
+    "services.quality",
     "services.demo",
 )
 

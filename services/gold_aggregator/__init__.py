@@ -1,0 +1,1 @@
+"""Gold aggregator: keeps exact per-day business aggregates of silver, fresh within seconds."""

@@ -1,0 +1,1 @@
+"""Platinum builder: scheduled data products (ML features, summary, forecasts, private views)."""

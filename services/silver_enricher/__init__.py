@@ -1,0 +1,1 @@
+"""Silver enricher: validates, deduplicates, enriches and pseudonymises bronze records into silver."""
