@@ -38,7 +38,7 @@ if [ ! -f "$venv/.complete" ]; then
   echo "bootstrap: creating virtualenv $venv …"
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q --upgrade pip setuptools wheel
   # Dependencies only (the project itself is installed editable below, per checkout).
   "$venv/bin/python" - <<'PY' > "$venv/requirements.txt"
 import tomllib
