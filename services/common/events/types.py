@@ -84,6 +84,12 @@ def _quantity(value: int) -> int:
     return value
 
 
+def _version(value: int) -> int:
+    if value < 1:
+        raise _error(rules.INVALID_VALUE, "version must be at least 1")
+    return value
+
+
 def to_timestamp(value: object) -> datetime:
     """An RFC 3339 timestamp with an offset (``Z`` or ``±hh:mm``); the offset is kept."""
     if isinstance(value, datetime):
@@ -178,7 +184,7 @@ Quantity = Annotated[
 Version = Annotated[
     int,
     Strict(),
-    AfterValidator(_quantity),
+    AfterValidator(_version),
     WithJsonSchema({"type": "integer", "minimum": 1, "default": 1}),
 ]
 Timestamp = Annotated[
