@@ -338,3 +338,35 @@ def test_transaction_model_checks_net() -> None:
     data["net_amount"] = "1.00"
     with pytest.raises(ValueError, match="net_amount"):
         transaction_from_json(json.dumps(data))
+
+
+def test_schema_files_match_the_models() -> None:
+    from services.common.schema_commands import default_schema_dir, drifted
+
+    assert drifted(default_schema_dir()) == [], "run `scout schemas export` and commit"
+
+
+def test_schema_check_detects_drift(tmp_path: Any) -> None:
+    from services.common.schema_commands import drifted, export
+
+    assert len(export(tmp_path)) == 6
+    assert drifted(tmp_path) == []
+    target = tmp_path / "pos.transaction.v1.schema.json"
+    target.write_text(target.read_text().replace('"total_amount"', '"amount"'))
+    (tmp_path / "pos.transaction.v0.schema.json").write_text("{}")
+    assert drifted(tmp_path) == ["pos.transaction.v1.schema.json", "pos.transaction.v0.schema.json"]
+
+
+def test_valid_examples_satisfy_the_exported_schema_shape() -> None:
+    from services.common.events import json_schema_for
+
+    doc = json_schema_for("pos.transaction/1")
+    assert set(doc["required"]) == {
+        "schema",
+        "event_id",
+        "store_id",
+        "occurred_at",
+        "items",
+        "total_amount",
+    }
+    assert doc["properties"]["schema"]["const"] == "pos.transaction/1"
