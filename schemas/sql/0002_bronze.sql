@@ -57,7 +57,7 @@ SELECT scout.ensure_bronze_partition((date_trunc('month', now()) + make_interval
 FROM generate_series(-2, 3) AS m;
 
 CREATE TABLE scout.bronze_ingestion_batches (
-    batch_id         text        NOT NULL,
+    batch_id         text,                  -- NULL when the envelope carried none
     partner          text,
     record_count     integer     NOT NULL,
     sent_at          timestamptz,

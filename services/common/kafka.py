@@ -120,6 +120,7 @@ def make_app(
         "logging_config": None,
     }
     defaults.update(config)
+    Path(defaults["datadir"]).mkdir(parents=True, exist_ok=True)
     return faust.App(app_id, **defaults)
 
 
@@ -145,6 +146,13 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
             # Another process may create them at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
+            # Creation is asynchronous in the cluster: wait until metadata shows them, so a
+            # consumer subscribing right after does not skip a "missing" topic.
+            wanted = {t.name for t in new}
+            for _ in range(100):
+                if wanted <= set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
     finally:
         await admin.close()
 

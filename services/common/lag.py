@@ -22,28 +22,35 @@ class LagMonitor:
     """Long-lived admin and metadata clients; call :meth:`measure` periodically."""
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
+        self.bootstrap = bootstrap
         self.group = group
         self.topics = tuple(topics)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self._started = False
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        # Created on first use: aiokafka clients must be made inside the running loop.
+        if self._admin is None or self._consumer is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await admin.start()
+            await consumer.start()
+            self._admin, self._consumer = admin, consumer
+        return self._admin, self._consumer
 
     async def measure(self) -> dict[TopicPartition, int]:
         try:
-            if not self._started:
-                await self._admin.start()
-                await self._consumer.start()
-                self._started = True
-            committed = await self._admin.list_consumer_group_offsets(self.group)
+            admin, consumer = await self._clients()
+            committed = await admin.list_consumer_group_offsets(self.group)
             partitions = [
                 TopicPartition(topic, p)
                 for topic in self.topics
-                for p in (self._consumer.partitions_for_topic(topic) or ())
+                for p in (consumer.partitions_for_topic(topic) or ())
             ]
             if not partitions:
-                await self._consumer.topics()  # refresh metadata, try again next tick
+                await consumer.topics()  # refresh metadata, try again next tick
                 return {}
-            ends = await self._consumer.end_offsets(partitions)
+            ends = await consumer.end_offsets(partitions)
         except KafkaError as exc:
             log.warning("lag measurement failed: %r", exc)
             return {}
@@ -56,7 +63,7 @@ class LagMonitor:
         return lags
 
     async def close(self) -> None:
-        if self._started:
+        if self._admin is not None and self._consumer is not None:
             await self._consumer.stop()
             await self._admin.close()
-            self._started = False
+            self._admin = self._consumer = None

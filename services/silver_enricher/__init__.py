@@ -1,1 +1,1 @@
-"""Silver enricher: validates, deduplicates, enriches and pseudonymises bronze records into silver."""
+"""Silver enricher: validates, deduplicates, enriches and pseudonymises bronze into silver."""

@@ -1,0 +1,230 @@
+"""Pure transformation of Kafka records into bronze rows (no I/O).
+
+A source record becomes bronze rows when it is a JSON object (an API batch: one row per
+record in it, plus one ingestion-batch row); anything else becomes one error-log row with
+the raw bytes and the reason. Ids are derived from the Kafka coordinates, so a redelivered
+record produces exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from services.common.handoff import LandedRecord, dump_exact_json
+
+BRONZE_NAMESPACE = uuid.UUID("6f2b9c1e-5a41-4d0b-9a7e-2f7c3b1d8e55")
+
+# Error-log reasons (bronze_error_log.reason).
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+TOO_LARGE = "too_large"
+EMPTY = "empty"
+UNSUPPORTED_JSON = "unsupported_json"  # valid JSON that jsonb cannot hold (\u0000)
+REJECTED_BY_DATABASE = "rejected_by_database"
+
+
+@dataclass(frozen=True)
+class KafkaCoordinates:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime
+
+    @property
+    def timestamp_ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class BronzeRow:
+    id: uuid.UUID
+    raw_json: str
+    source_system: str
+    schema_name: str | None
+    batch_id: str | None
+    record_index: int
+    kafka: KafkaCoordinates
+    partner: str | None = None
+
+    def as_copy_record(self) -> tuple[Any, ...]:
+        k = self.kafka
+        return (
+            self.id, self.raw_json, self.source_system, self.schema_name, self.batch_id,
+            self.record_index, k.topic, k.partition, k.offset, k.timestamp,
+        )  # fmt: skip
+
+    def landed(self) -> LandedRecord:
+        return LandedRecord(
+            bronze_id=str(self.id),
+            source_system=self.source_system,
+            kafka_timestamp_ms=self.kafka.timestamp_ms,
+            raw_json=self.raw_json,
+            batch_id=self.batch_id,
+            partner=self.partner,
+        )
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_id: str | None
+    partner: str | None
+    record_count: int
+    sent_at: datetime | None
+    status: str
+    kafka: KafkaCoordinates
+
+    def as_record(self) -> tuple[Any, ...]:
+        k = self.kafka
+        return (self.batch_id, self.partner, self.record_count, self.sent_at, self.status,
+                k.topic, k.partition, k.offset)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    raw_bytes: bytes | None
+    reason: str
+    detail: str
+    source_system: str
+    kafka: KafkaCoordinates
+
+    @property
+    def id(self) -> uuid.UUID:
+        return bronze_id(self.kafka, 0)
+
+    def as_record(self) -> tuple[Any, ...]:
+        k = self.kafka
+        return (self.id, self.raw_bytes, self.reason, self.detail, self.source_system,
+                k.topic, k.partition, k.offset, k.timestamp)  # fmt: skip
+
+
+@dataclass
+class Landing:
+    """What one Kafka record (or a batch of them) becomes in bronze."""
+
+    rows: list[BronzeRow] = field(default_factory=list)
+    batches: list[BatchRow] = field(default_factory=list)
+    errors: list[ErrorRow] = field(default_factory=list)
+
+    def extend(self, other: Landing) -> None:
+        self.rows.extend(other.rows)
+        self.batches.extend(other.batches)
+        self.errors.extend(other.errors)
+
+
+def bronze_id(kafka: KafkaCoordinates, record_index: int) -> uuid.UUID:
+    return uuid.uuid5(
+        BRONZE_NAMESPACE, f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}"
+    )
+
+
+def kafka_time(timestamp_s: float | None) -> datetime:
+    """Kafka record time; records without one (-1) are filed at the epoch, deterministically."""
+    if timestamp_s is None or timestamp_s < 0:
+        return datetime.fromtimestamp(0, UTC)
+    return datetime.fromtimestamp(timestamp_s, UTC)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
+    """The record's text and parsed value, or :class:`_Reject`."""
+    if value is None or len(value) == 0:
+        raise _Reject(EMPTY, "record has no value")
+    if len(value) > max_bytes:
+        raise _Reject(TOO_LARGE, f"{len(value)} bytes > limit {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Reject(NOT_UTF8, f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers beyond 64 bits, which are valid JSON: ask the stdlib.
+        try:
+            parsed = json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise _Reject(NOT_JSON, str(exc)[:200]) from None
+    if "\\u0000" in text:
+        raise _Reject(UNSUPPORTED_JSON, "contains \\u0000, which PostgreSQL jsonb cannot store")
+    return text, parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def land(
+    value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
+) -> Landing:
+    """What one source record becomes in bronze."""
+    try:
+        text, parsed = _decode(value, max_bytes)
+        if not isinstance(parsed, dict):
+            raise _Reject(NOT_OBJECT, f"top-level JSON {type(parsed).__name__}, not an object")
+    except _Reject as reject:
+        return Landing(errors=[ErrorRow(value, reject.reason, reject.detail, source_system, kafka)])
+    schema = parsed.get("schema") if isinstance(parsed.get("schema"), str) else None
+    if source_system == "api":
+        return _land_api_batch(text, parsed, schema, kafka)
+    row = BronzeRow(bronze_id(kafka, 0), text, source_system, schema, None, 0, kafka)
+    return Landing(rows=[row])
+
+
+def _land_api_batch(
+    text: str, envelope: dict[str, Any], schema: str | None, kafka: KafkaCoordinates
+) -> Landing:
+    batch_id = _text_or_none(envelope.get("batch_id"))
+    partner = _text_or_none(envelope.get("partner"))
+    sent_at = _parse_time(envelope.get("sent_at"))
+    records = envelope.get("records")
+    if not isinstance(records, list):
+        # Not a batch we understand: keep the whole envelope as one row for silver to judge.
+        row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner)
+        batch = BatchRow(batch_id, partner, 1, sent_at, "malformed", kafka)
+        return Landing(rows=[row], batches=[batch])
+    if not records:
+        return Landing(batches=[BatchRow(batch_id, partner, 0, sent_at, "empty", kafka)])
+    # Re-parse with exact decimals so each record's numbers are stored as they were sent.
+    exact = json.loads(text, parse_float=Decimal)["records"]
+    rows = [
+        BronzeRow(bronze_id(kafka, i), dump_exact_json(record), "api", schema, batch_id, i,
+                  kafka, partner)
+        for i, record in enumerate(exact)
+    ]  # fmt: skip
+    return Landing(rows=rows, batches=[BatchRow(batch_id, partner, len(rows), sent_at, "landed",
+                                                kafka)])  # fmt: skip
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def database_rejection(row: BronzeRow, error: str) -> ErrorRow:
+    """A row PostgreSQL refused (a rare JSON corner jsonb cannot hold) goes to the error log."""
+    return ErrorRow(row.raw_json.encode(), REJECTED_BY_DATABASE, error[:500], row.source_system,
+                    row.kafka)  # fmt: skip

@@ -1,0 +1,137 @@
+"""Messages between the services on the internal topics, carried in batches.
+
+Faust's per-message cost is paid once per *source* record at the bronze edge; from there on
+one internal message carries a whole batch, so silver and gold handle thousands of records
+per Faust event.
+
+- ``bronze-landed``: the bronze rows a batch landed (id, source, Kafka time, batch info and
+  the raw JSON text exactly as stored), so silver needs no read-back from PostgreSQL.
+- ``silver-changes``: the (store, local day) groups a silver batch changed, for gold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+HANDOFF_VERSION = 1
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # well under the producer's 8 MiB request limit
+
+
+@dataclass(frozen=True)
+class LandedRecord:
+    """One bronze row as handed to silver."""
+
+    bronze_id: str
+    source_system: str
+    kafka_timestamp_ms: int
+    raw_json: str  # the record's JSON text, as stored in bronze (numbers exact)
+    batch_id: str | None = None
+    partner: str | None = None
+
+    def encode(self) -> str:
+        head = json.dumps(
+            {
+                "id": self.bronze_id,
+                "src": self.source_system,
+                "kts": self.kafka_timestamp_ms,
+                "bid": self.batch_id,
+                "partner": self.partner,
+            },
+            separators=(",", ":"),
+        )
+        # The raw text is valid JSON itself: splice it in rather than re-serialising it.
+        return f'{head[:-1]},"raw":{self.raw_json}}}'
+
+
+def encode_landed(records: Iterable[LandedRecord]) -> Iterator[bytes]:
+    """Encode records into as few messages as fit under ``MAX_MESSAGE_BYTES``."""
+    parts: list[str] = []
+    size = 0
+    for record in records:
+        text = record.encode()
+        if parts and size + len(text) > MAX_MESSAGE_BYTES:
+            yield _wrap(parts)
+            parts, size = [], 0
+        parts.append(text)
+        size += len(text) + 1
+    if parts:
+        yield _wrap(parts)
+
+
+def _wrap(parts: Sequence[str]) -> bytes:
+    return f'{{"v":{HANDOFF_VERSION},"records":[{",".join(parts)}]}}'.encode()
+
+
+@dataclass(frozen=True)
+class DecodedRecord:
+    """A landed record with its raw JSON already parsed (numbers as ``Decimal``)."""
+
+    bronze_id: str
+    source_system: str
+    kafka_timestamp: datetime
+    raw: Any
+    batch_id: str | None
+    partner: str | None
+
+
+def decode_landed(message: bytes) -> list[DecodedRecord]:
+    body = json.loads(message, parse_float=Decimal)
+    if body.get("v") != HANDOFF_VERSION:
+        raise ValueError(f"unknown bronze-landed message version {body.get('v')!r}")
+    return [
+        DecodedRecord(
+            bronze_id=r["id"],
+            source_system=r["src"],
+            kafka_timestamp=datetime.fromtimestamp(r["kts"] / 1000, UTC),
+            raw=r["raw"],
+            batch_id=r["bid"],
+            partner=r["partner"],
+        )
+        for r in body["records"]
+    ]
+
+
+def dump_exact_json(value: Any) -> str:
+    """JSON text of a value parsed with ``parse_float=Decimal``, keeping numbers exact
+    (``1500.00`` stays ``1500.00``, where a float round trip would write ``1500.0``)."""
+    if isinstance(value, dict):
+        items = ",".join(f"{json.dumps(k)}:{dump_exact_json(v)}" for k, v in value.items())
+        return f"{{{items}}}"
+    if isinstance(value, list):
+        return f"[{','.join(dump_exact_json(v) for v in value)}]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
+
+
+@dataclass(frozen=True)
+class ChangedGroups:
+    """Groups a silver batch changed: gold recomputes exactly these."""
+
+    store_days: frozenset[tuple[str, date]]
+    event_times_ms: tuple[int, ...] = ()  # source event times, for end-to-end freshness
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "v": HANDOFF_VERSION,
+                "store_days": sorted([s, d.isoformat()] for s, d in self.store_days),
+                "event_times_ms": list(self.event_times_ms),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, message: bytes) -> ChangedGroups:
+        body = json.loads(message)
+        if body.get("v") != HANDOFF_VERSION:
+            raise ValueError(f"unknown silver-changes message version {body.get('v')!r}")
+        return cls(
+            store_days=frozenset((s, date.fromisoformat(d)) for s, d in body["store_days"]),
+            event_times_ms=tuple(body.get("event_times_ms", ())),
+        )

@@ -1,0 +1,60 @@
+"""What every Faust service shares: its database pool, readiness, lag and pool metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from services.common.db import create_pool
+from services.common.lag import LagMonitor
+from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
+from services.common.settings import Settings
+from services.common.web import assigned_partitions, install_views
+
+LAG_INTERVAL_S = 5.0
+
+
+class ServiceContext:
+    """Per-process state of one service: lazily created pool, health and metrics hooks."""
+
+    def __init__(self, settings: Settings, service: str, app: Any, topics: tuple[str, ...]):
+        self.settings = settings
+        self.service = service
+        self.app = app
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._lag = LagMonitor(settings.kafka_bootstrap, app.conf.id, topics)
+        install_views(app, self.readiness)
+        app.timer(interval=LAG_INTERVAL_S, name=f"{service}-lag")(self._measure)
+
+    async def pool(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await create_pool(self.settings, self.service)
+            return self._pool
+
+    def db_ok(self) -> None:
+        DB_UP.labels(self.service).set(1)
+
+    def db_failed(self, exc: BaseException) -> None:
+        """Called on each retried database error: the outage shows in metrics and logs."""
+        DB_UP.labels(self.service).set(0)
+        DB_RETRIES.labels(self.service).inc()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"kafka_partitions_assigned": assigned_partitions(self.app) > 0}
+        try:
+            pool = await asyncio.wait_for(self.pool(), timeout=2)
+            checks["postgres"] = await asyncio.wait_for(pool.fetchval("SELECT true"), timeout=2)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            checks["postgres"] = False
+        return checks
+
+    async def _measure(self) -> None:
+        await self._lag.measure()
+        if self._pool is not None:
+            size, idle = self._pool.get_size(), self._pool.get_idle_size()
+            DB_POOL_CONNECTIONS.labels(self.service, "in_use").set(size - idle)
+            DB_POOL_CONNECTIONS.labels(self.service, "idle").set(idle)

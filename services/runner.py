@@ -1,0 +1,97 @@
+"""``scout run bronze|silver|gold|platinum|all``: run a service as a Faust worker.
+
+``all`` starts each service as its own process (as in production, where each is scaled on
+its own) and stops them all when one fails or on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from services.common.errors import ConfigError
+from services.common.kafka import create_topics
+from services.common.settings import Settings
+
+SERVICES = {
+    "bronze": "services.bronze_writer.app",
+    "silver": "services.silver_enricher.app",
+    "gold": "services.gold_aggregator.app",
+    "platinum": "services.platinum_builder.app",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run one service (a Faust worker), or all of them",
+        description=(
+            "Run a pipeline service as a Faust worker. Each serves /metrics, /health and "
+            "/ready on its web port (SCOUT_WEB_PORT, default 6066-6069). SIGTERM stops it "
+            "after the batch in flight is committed."
+        ),
+    )
+    parser.add_argument("service", choices=[*SERVICES, "all"])
+    parser.set_defaults(func=_run)
+
+
+def available_services() -> list[str]:
+    return [name for name, module in SERVICES.items() if importlib.util.find_spec(module)]
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.service == "all":
+        return run_all(available_services())
+    return run_one(args.service, settings)
+
+
+def run_one(service: str, settings: Settings) -> int:
+    if importlib.util.find_spec(SERVICES[service]) is None:
+        raise ConfigError(f"service {service!r} is not built in this version")
+    import faust
+
+    module = importlib.import_module(SERVICES[service])
+    app = module.build_app(settings)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+    )
+    worker.execute_from_commandline()
+    return 0  # pragma: no cover - execute_from_commandline exits
+
+
+def run_all(services: list[str]) -> int:
+    procs = {
+        name: subprocess.Popen([sys.executable, "-m", "services.cli", "run", name])
+        for name in services
+    }
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"scout run all: {name} exited with {proc.returncode}", file=sys.stderr)
+                code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.5)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
