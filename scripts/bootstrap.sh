@@ -50,5 +50,6 @@ PY
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" .venv
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+"$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >"$venv/editable-install.log" 2>&1 \
+  || { cat "$venv/editable-install.log"; exit 1; }
 echo "bootstrap: ready (.venv -> $venv)"

@@ -54,8 +54,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def run_one(service: str, settings: Settings) -> int:
     if importlib.util.find_spec(SERVICES[service]) is None:
         raise ConfigError(f"service {service!r} is not built in this version")
-    import faust
+    import faust  # heavy import, only for workers
 
+    asyncio.run(create_topics(settings))
     module = importlib.import_module(SERVICES[service])
     app = module.build_app(settings)
     worker = faust.Worker(
