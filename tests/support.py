@@ -1,0 +1,156 @@
+"""Helpers for tests that run the real services: start a worker process, wait, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from services.common.kafka import make_producer
+from services.common.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process see ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOUT_")}
+    env |= {
+        "SCOUT_ENV": settings.env,
+        "SCOUT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SCOUT_DATABASE_URL": settings.database_url.get_secret_value(),
+        "SCOUT_TOPIC_PREFIX": settings.topic_prefix,
+        "SCOUT_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "SCOUT_STATE_DIR": str(settings.state_dir),
+        "SCOUT_BATCH_WAIT_S": str(settings.batch_wait_s),
+        "SCOUT_BATCH_MAX": str(settings.batch_max),
+        "SCOUT_LOG_FORMAT": "text",
+    }
+    if settings.pii_key is not None:
+        env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
+    return env | extra
+
+
+class ServiceProcess:
+    """``scout run <service>`` in a child process, with its own web port and log file."""
+
+    def __init__(self, service: str, settings: Settings, log_dir: Path, **env: str) -> None:
+        self.service = service
+        self.port = free_port()
+        self.env = settings_env(settings, SCOUT_WEB_PORT=str(self.port), **env)
+        self.log_path = log_dir / f"{service}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "run", self.service],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.wait_ready(ready_timeout)
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(self.url(path), timeout=5) as response:  # noqa: S310
+            return str(response.read().decode())
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.service} exited early:\n{self.log_tail()}")
+            try:
+                self.get("/ready")
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"{self.service} not ready in {timeout}s:\n{self.log_tail()}")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples whose labels include ``labels``."""
+        total = 0.0
+        for line in self.get("/metrics").splitlines():
+            if not line.startswith(name) or line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            metric, _, label_text = head.partition("{")
+            if metric != name:
+                continue
+            if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, nothing is committed on the way out."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+async def publish(
+    settings: Settings, records: Iterable[tuple[str, bytes | None, bytes]], *, rate: float = 0
+) -> int:
+    """Publish (topic, key, value) records; ``rate`` > 0 paces them (records per second)."""
+    producer = make_producer(settings)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        pending = []
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            sent += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if rate > 0 and sent % 100 == 0:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def wait_for(predicate: object, *, timeout: float, interval: float = 0.5) -> None:
+    """Poll an async predicate until it returns true."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()  # type: ignore[operator]
+        if last:
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last value {last!r})")
