@@ -30,21 +30,32 @@ def mixed_records(settings: Settings, n: int, seed: int = 3) -> tuple[list, Coun
     for i in range(n):
         roll = rng.random()
         if roll < 0.55:
-            body = {"schema": "pos.transaction/1", "event_id": f"E{i}", "store_id": "S0001",
-                    "total_amount": "12.50", "version": 1}
+            body = {
+                "schema": "pos.transaction/1",
+                "event_id": f"E{i}",
+                "store_id": "S0001",
+                "total_amount": "12.50",
+                "version": 1,
+            }
             records.append((topics.pos, b"S0001", json.dumps(body).encode()))
             expected["pos_rows"] += 1
         elif roll < 0.75:
-            body = {"schema": "iot.reading/1", "device_id": "D1", "store_id": "S0001",
-                    "kind": "footfall", "value": rng.randint(1, 5),
-                    "occurred_at": "2026-11-25T10:15:00+08:00"}
+            body = {
+                "schema": "iot.reading/1",
+                "device_id": "D1",
+                "store_id": "S0001",
+                "kind": "footfall",
+                "value": rng.randint(1, 5),
+                "occurred_at": "2026-11-25T10:15:00+08:00",
+            }
             records.append((topics.iot, b"D1", json.dumps(body).encode()))
             expected["iot_rows"] += 1
         elif roll < 0.90:
             size = rng.randint(0, 4)
+            spend = ",".join('{"type": "campaign_spend", "spend": 1500.00}' for _ in range(size))
             text = (
-                '{"schema": "api.batch/1", "batch_id": "B%d", "partner": "grabmart", "records": [%s]}'
-                % (i, ",".join('{"type": "campaign_spend", "spend": 1500.00}' for _ in range(size)))
+                f'{{"schema": "api.batch/1", "batch_id": "B{i}", "partner": "grabmart", '
+                f'"records": [{spend}]}}'
             )
             records.append((topics.api, f"B{i}".encode(), text.encode()))
             expected["api_batches"] += 1
@@ -52,8 +63,13 @@ def mixed_records(settings: Settings, n: int, seed: int = 3) -> tuple[list, Coun
         else:
             topic = rng.choice([topics.pos, topics.iot, topics.api])
             value = rng.choice(
-                [b"not json {", b"[1, 2, 3]", b"\xff\xfe\x00garbage", b'"just a string"',
-                 b'{"big": "' + b"x" * MAX_BYTES + b'"}']
+                [
+                    b"not json {",
+                    b"[1, 2, 3]",
+                    b"\xff\xfe\x00garbage",
+                    b'"just a string"',
+                    b'{"big": "' + b"x" * MAX_BYTES + b'"}',
+                ]
             )
             records.append((topic, None, value))
             expected[f"errors:{topic}"] += 1
@@ -68,7 +84,9 @@ async def bronze_counts(db: asyncpg.Connection) -> dict[str, int]:
     )
     counts = {f"{r['source_system']}_rows": r["n"] for r in rows}
     counts |= {f"distinct:{r['source_system']}": r["d"] for r in rows}
-    for r in await db.fetch("SELECT kafka_topic, count(*) AS n FROM scout.bronze_error_log GROUP BY 1"):
+    for r in await db.fetch(
+        "SELECT kafka_topic, count(*) AS n FROM scout.bronze_error_log GROUP BY 1"
+    ):
         counts[f"errors:{r['kafka_topic']}"] = r["n"]
     counts["api_batches"] = await db.fetchval("SELECT count(*) FROM scout.bronze_ingestion_batches")
     return counts
@@ -83,8 +101,9 @@ async def test_every_record_is_accounted_for_exactly(
     bronze_settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     records, expected = mixed_records(bronze_settings, 10_000)
-    service = ServiceProcess("bronze", bronze_settings, tmp_path,
-                             SCOUT_MAX_RECORD_BYTES=str(MAX_BYTES)).start()
+    service = ServiceProcess(
+        "bronze", bronze_settings, tmp_path, SCOUT_MAX_RECORD_BYTES=str(MAX_BYTES)
+    ).start()
     try:
         assert await publish(bronze_settings, records) == 10_000
 
@@ -130,12 +149,17 @@ async def test_api_batch_rows_keep_numbers_exactly(
             "SELECT raw_data::text AS raw, batch_id, record_index, schema_name "
             "FROM scout.bronze_transactions_raw ORDER BY record_index"
         )
-        assert rows[0]["raw"] == '{"date": "2026-11-25", "type": "campaign_spend", "spend": 1500.00}'
+        assert (
+            rows[0]["raw"] == '{"date": "2026-11-25", "type": "campaign_spend", "spend": 1500.00}'
+        )
         assert rows[1]["raw"] == '{"type": "transaction", "total_amount": 0.10}'
         assert {r["batch_id"] for r in rows} == {"b-1"}
         batch = await db.fetchrow("SELECT * FROM scout.bronze_ingestion_batches")
         assert (batch["batch_id"], batch["partner"], batch["record_count"], batch["status"]) == (
-            "b-1", "grabmart", 2, "landed"
+            "b-1",
+            "grabmart",
+            2,
+            "landed",
         )
         assert batch["sent_at"].isoformat() == "2026-11-25T02:20:00+00:00"
     finally:
@@ -168,10 +192,11 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
 
     second = ServiceProcess("bronze", settings, tmp_path).start()
     try:
+
         async def all_landed() -> bool:
-            return bool(await db.fetchval(
-                "SELECT count(*) >= $1 FROM scout.bronze_transactions_raw", total
-            ))
+            return bool(
+                await db.fetchval("SELECT count(*) >= $1 FROM scout.bronze_transactions_raw", total)
+            )
 
         await wait_for(all_landed, timeout=180)
         await asyncio.sleep(2)

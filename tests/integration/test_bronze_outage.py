@@ -1,0 +1,80 @@
+"""PostgreSQL restarts under a running bronze writer: it retries, loses nothing, says so.
+
+Uses a private PostgreSQL cluster (own port and folder) so the restart does not disturb
+the other tests' server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from services.common.db import connect
+from services.common.migrations import migrate
+from services.common.settings import Settings
+from services.devstack import postgres
+from tests.integration.test_bronze_writer import pos_records
+from tests.support import ServiceProcess, free_port, publish, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_pg(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    pg_settings = settings.model_copy(
+        update={"state_dir": tmp_path / "pgstate", "pg_port": free_port()}
+    )
+    postgres.up(pg_settings)
+    try:
+        yield pg_settings.model_copy(
+            update={
+                "database_url": SecretStr(postgres.url(pg_settings)),
+                "state_dir": settings.state_dir,
+            }
+        )
+    finally:
+        postgres.down(pg_settings.model_copy(update={"state_dir": tmp_path / "pgstate"}))
+
+
+async def test_postgres_restart_is_survived_and_reported(
+    private_pg: Settings, tmp_path: Path
+) -> None:
+    conn = await connect(private_pg, attempts=20)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pg_state = private_pg.model_copy(update={"state_dir": tmp_path / "pgstate"})
+    service = ServiceProcess("bronze", private_pg, tmp_path, SCOUT_BATCH_MAX="500").start()
+    total = 6_000
+    try:
+        publishing = asyncio.create_task(
+            publish(private_pg, pos_records(private_pg, total), rate=1_500)
+        )
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(postgres.restart, pg_state)
+        await publishing
+
+        async def count() -> int:
+            c = await asyncpg.connect(private_pg.database_url.get_secret_value())
+            try:
+                return int(await c.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw"))
+            finally:
+                await c.close()
+
+        async def all_landed() -> bool:
+            return await count() >= total
+
+        await wait_for(all_landed, timeout=120)
+        await asyncio.sleep(1)
+        assert await count() == total
+        assert service.metric("scout_db_retries_total", layer="bronze") >= 1
+        assert service.metric("scout_db_up", layer="bronze") == 1
+        assert "bronze batch failed" in service.log_path.read_text()
+    finally:
+        assert service.stop() == 0, service.log_tail()

@@ -1,0 +1,99 @@
+"""Pure bronze transformation: what each kind of source record becomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.bronze_writer.transform import (
+    KafkaCoordinates,
+    bronze_id,
+    kafka_time,
+    land,
+)
+from services.common.handoff import decode_landed, encode_landed
+
+K = KafkaCoordinates("scout.pos.transactions", 2, 41, datetime(2026, 11, 25, 2, 15, tzinfo=UTC))
+LIMIT = 1024 * 1024
+
+
+def test_object_becomes_one_row_with_lineage() -> None:
+    landing = land(b'{"schema": "pos.transaction/1", "event_id": "E1"}', "pos", K, LIMIT)
+    assert not landing.errors and not landing.batches
+    (row,) = landing.rows
+    assert row.raw_json == '{"schema": "pos.transaction/1", "event_id": "E1"}'
+    assert (row.source_system, row.schema_name, row.record_index) == ("pos", "pos.transaction/1", 0)
+    assert row.id == bronze_id(K, 0)
+
+
+def test_same_coordinates_give_the_same_ids() -> None:
+    assert land(b"{}", "pos", K, LIMIT).rows[0].id == land(b"{}", "pos", K, LIMIT).rows[0].id
+    other = KafkaCoordinates(K.topic, K.partition, K.offset + 1, K.timestamp)
+    assert bronze_id(K, 0) != bronze_id(other, 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'"text"', "not_object"),
+        (b"\xff\xfe", "not_utf8"),
+        (b"", "empty"),
+        (None, "empty"),
+        (b'{"a": NaN}', "not_json"),
+        (b'{"a": "\\u0000"}', "unsupported_json"),
+        (b'{"pad": "' + b"x" * 2000 + b'"}', "too_large"),
+    ],
+)
+def test_what_cannot_be_stored_goes_to_the_error_log(value: bytes | None, reason: str) -> None:
+    landing = land(value, "iot", K, 1024)
+    assert not landing.rows
+    (error,) = landing.errors
+    assert error.reason == reason
+    assert error.raw_bytes == value
+    assert error.kafka == K
+
+
+def test_huge_integers_are_still_json() -> None:
+    landing = land(b'{"n": 123456789012345678901234567890}', "pos", K, LIMIT)
+    assert landing.rows and not landing.errors
+
+
+def test_api_batch_is_one_row_per_record_plus_a_batch_row() -> None:
+    envelope = (
+        b'{"schema": "api.batch/1", "batch_id": "B1", "partner": "grabmart", '
+        b'"sent_at": "2026-11-25T10:20:00+08:00", '
+        b'"records": [{"type": "campaign_spend", "spend": 1500.00}, {"type": "transaction"}]}'
+    )
+    landing = land(envelope, "api", K, LIMIT)
+    assert [r.record_index for r in landing.rows] == [0, 1]
+    assert landing.rows[0].raw_json == '{"type":"campaign_spend","spend":1500.00}'
+    assert {r.batch_id for r in landing.rows} == {"B1"}
+    (batch,) = landing.batches
+    assert (batch.batch_id, batch.partner, batch.record_count, batch.status) == (
+        "B1", "grabmart", 2, "landed",
+    )  # fmt: skip
+    assert batch.sent_at == datetime(2026, 11, 25, 2, 20, tzinfo=UTC)
+
+
+def test_api_envelope_without_records_is_kept_whole() -> None:
+    landing = land(b'{"schema": "api.batch/1", "batch_id": 7}', "api", K, LIMIT)
+    assert len(landing.rows) == 1 and landing.batches[0].status == "malformed"
+    assert landing.batches[0].batch_id == "7"
+    empty = land(b'{"schema": "api.batch/1", "batch_id": "E", "records": []}', "api", K, LIMIT)
+    assert not empty.rows and empty.batches[0].status == "empty"
+
+
+def test_missing_kafka_timestamp_is_deterministic() -> None:
+    assert kafka_time(None) == kafka_time(-1) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
+    landing = land(b'{"total_amount": 125.50, "nested": {"x": [1, 2.0]}}', "pos", K, LIMIT)
+    (message,) = list(encode_landed(r.landed() for r in landing.rows))
+    (decoded,) = decode_landed(message)
+    assert str(decoded.raw["total_amount"]) == "125.50"
+    assert decoded.bronze_id == str(landing.rows[0].id)
+    assert decoded.kafka_timestamp == K.timestamp
