@@ -30,6 +30,9 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# Tools of the deployment tests (promtool, kubectl) when missing.
+scripts/install-ops-tools.sh
+
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 key=$( (cat pyproject.toml; "$python" --version) | sha256sum | cut -c1-16)
