@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from services.simulator import faults as f
@@ -28,7 +30,14 @@ from services.simulator.shapes import (
     popularity_weights,
     quantity,
 )
-from services.simulator.world import Store, World, build_world, product_payload, store_payload
+from services.simulator.world import (
+    Campaign,
+    Store,
+    World,
+    build_world,
+    product_payload,
+    store_payload,
+)
 
 PH = timezone(timedelta(hours=8), "PHT")  # Asia/Manila has had no DST since 1978
 _HOUR_CUM = cumulative(list(HOURLY))
@@ -72,6 +81,7 @@ class TrafficGenerator:
                                if p.category in ("beverages", "snacks")] or list(
             self.world.products)  # fmt: skip
         self._store_cum: dict[int, list[float]] = {}
+        self._campaigns: dict[tuple[str, int], Campaign | None] = {}
 
     # -- phases -------------------------------------------------------------------------
     def masters(self) -> list[SimRecord]:
@@ -266,18 +276,13 @@ class TrafficGenerator:
     ) -> dict[str, Any]:
         rng = self.rng
         self._seq += 1
-        campaign = next(
-            (
-                c
-                for c in self.world.campaigns
-                if store.store_id in c.store_ids and c.active(day_offset)
-            ),
-            None,
-        )
+        campaign = self._campaign_of(store.store_id, day_offset)
         if campaign is not None and rng.random() < 0.4:
             campaign = None  # not every shopper in a campaign store responds to it
         lines = basket_lines(rng, campaign is not None)
-        picked = rng.choices(self.world.products, cum_weights=self._product_cum, k=lines)
+        products, cum, total = self.world.products, self._product_cum, self._product_cum[-1]
+        random = rng.random
+        picked = [products[bisect(cum, random() * total)] for _ in range(lines)]
         quantities: dict[str, list[int]] = {}
         for product in picked:
             line = quantities.setdefault(product.sku, [0, product.price_centavos])
@@ -304,11 +309,7 @@ class TrafficGenerator:
         else:
             payload = {"schema": "pos.transaction/1", **payload, "total_amount": gross / 100}
         payload["payment_method"] = (
-            "online"
-            if partner
-            else rng.choices(
-                PAYMENT_METHODS, cum_weights=cumulative(list(map(float, PAYMENT_WEIGHTS)))
-            )[0]
+            "online" if partner else PAYMENT_METHODS[bisect(_PAY_CUM, rng.random() * _PAY_CUM[-1])]
         )
         payload["customer"] = self._customer(store)
         payload["items"] = items
@@ -358,7 +359,16 @@ class TrafficGenerator:
                            default=1.0)  # fmt: skip
                 weights.append(store.size * lift)
             cum = self._store_cum[day_offset] = cumulative(weights)
-        return self.rng.choices(self.world.stores, cum_weights=cum)[0]
+        return self.world.stores[bisect(cum, self.rng.random() * cum[-1])]
+
+    def _campaign_of(self, store_id: str, day_offset: int) -> Campaign | None:
+        """The campaign running in the store that day (the first one, if several)."""
+        slot = (store_id, day_offset)
+        if slot not in self._campaigns:
+            self._campaigns[slot] = next((c for c in self.world.campaigns
+                                          if store_id in c.store_ids and c.active(day_offset)),
+                                         None)  # fmt: skip
+        return self._campaigns[slot]
 
     def _store_record(self, store: Store) -> SimRecord:
         return r.SimRecord(r.STORES, store.store_id.encode(), f.dumps(store_payload(store)),
@@ -374,7 +384,9 @@ class TrafficGenerator:
 SimRecord = r.SimRecord
 
 
+@lru_cache(maxsize=64)
 def _fmt(when: datetime) -> str:
+    """RFC 3339 in Manila time (cached: the records of one API batch share their time)."""
     return when.astimezone(PH).isoformat(timespec="microseconds")
 
 
