@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each prints a table; results live in bench/results/."""

@@ -1,0 +1,471 @@
+"""Bronze throughput and freshness on the local stack (not a test; prints markdown tables).
+
+Per repetition, each on a fresh database (migrated from scratch) and a fresh topic prefix,
+with the same POS payloads published to the topic *before* the consumer starts:
+
+- (c) the limit: one aiokafka consumer, ``getmany`` + the same per-record work as bronze
+  (UTF-8, JSON object check, uuid5 id) + one COPY per batch, offsets committed after it;
+- (a) the bronze writer: ``scout run bronze`` as its own process, one worker;
+- (b) the naive Faust agent of ``bench/naive_bronze_agent.py``: one INSERT per record;
+- freshness: the bronze writer fed at a paced rate (default 2,000 records/s).
+
+Throughput is measured in PostgreSQL, from the first to the last row landed: every batch
+transaction stamps its rows with one ``ingested_at`` (its start), so rows after the first
+transaction divided by the time between the first and the last transaction is the landing
+rate, free of process start-up and of the polling of this script.
+
+    .venv/bin/python -m bench.bronze [--records 200000] [--naive-records 20000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+from pydantic import SecretStr
+
+from services.bronze_writer.transform import KafkaCoordinates, bronze_id
+from services.common.kafka import create_topics, delete_topics_with_prefix, make_producer
+from services.common.migrations import migrate
+from services.common.settings import Settings, load_settings
+
+RAW_COLUMNS = (
+    "id", "raw_data", "source_system", "schema_name", "batch_id", "record_index",
+    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
+)  # fmt: skip
+
+RATE_SQL = """
+WITH tx AS (
+    SELECT ingested_at, count(*) AS n FROM scout.bronze_transactions_raw GROUP BY ingested_at
+)
+SELECT sum(n) AS total, count(*) AS transactions, min(ingested_at) AS first,
+       max(ingested_at) AS last, (SELECT n FROM tx ORDER BY ingested_at LIMIT 1) AS first_n
+FROM tx
+"""
+FRESHNESS_SQL = """
+SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM ingested_at - kafka_timestamp)) AS q,
+       max(extract(epoch FROM ingested_at - kafka_timestamp)) AS worst
+FROM scout.bronze_transactions_raw
+"""
+
+
+def payload(i: int) -> bytes:
+    """A POS transaction as in CONTRACTS §2.1 (~450 bytes), unique per ``i``."""
+    store = i % 200
+    return orjson.dumps(
+        {
+            "schema": "pos.transaction/1",
+            "event_id": f"T{store:04d}-{i:09d}",
+            "store_id": f"S{store:04d}",
+            "terminal_id": f"T{store:04d}-{i % 3 + 1}",
+            "occurred_at": "2026-11-25T10:15:00+08:00",
+            "currency": "PHP",
+            "total_amount": 125.50 + i % 100,
+            "payment_method": ("cash", "card", "gcash")[i % 3],
+            "customer": {"id": f"C-{i % 50_000:05d}", "type": "regular", "phone": "+639171234567"},
+            "items": [
+                {"sku": f"P-{1000 + i % 400}", "qty": 2, "unit_price": 20.00},
+                {"sku": f"P-{2000 + i % 300}", "qty": 1, "unit_price": 85.50},
+            ],
+            "campaign_id": None,
+            "version": 1,
+        }
+    )
+
+
+def record_time(timestamp_s: float) -> datetime:
+    """The Kafka record time as bronze stores it (the bench's records all carry one)."""
+    return datetime.fromtimestamp(timestamp_s, UTC)
+
+
+@dataclass
+class Scenario:
+    """A fresh database and topic prefix for one measurement."""
+
+    settings: Settings
+    admin_url: str
+    db_name: str
+
+    @property
+    def url(self) -> str:
+        return self.settings.database_url.get_secret_value()
+
+    @property
+    def topic(self) -> str:
+        return f"{self.settings.topic_prefix}pos.transactions"
+
+
+@contextlib.asynccontextmanager
+async def scenario(base: Settings, label: str, state_dir: Path) -> AsyncIterator[Scenario]:
+    admin_url = base.database_url.get_secret_value()
+    name = f"scout_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"{admin_url.rpartition('/')[0]}/{name}"
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        settings = base.model_copy(
+            update={
+                "database_url": SecretStr(url),
+                "topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
+                "state_dir": state_dir / name,
+            }
+        )
+        await create_topics(settings)
+        try:
+            yield Scenario(settings, admin_url, name)
+        finally:
+            await delete_topics_with_prefix(settings, settings.topic_prefix)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def publish(s: Scenario, n: int, *, rate: float = 0) -> float:
+    """Publish ``n`` payloads (paced when ``rate`` > 0); returns records/s achieved."""
+    producer = make_producer(s.settings)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for i in range(n):
+            pending.append(await producer.send(s.topic, payload(i), key=b"S%04d" % (i % 200)))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if rate > 0 and i % 50 == 49:
+                ahead = (i + 1) / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n / (time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Landed:
+    rows: int
+    transactions: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+async def landed(url: str) -> Landed:
+    """Rows after the first transaction / time from the first to the last transaction."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(RATE_SQL)
+    finally:
+        await conn.close()
+    seconds = (row["last"] - row["first"]).total_seconds()
+    return Landed(int(row["total"] - row["first_n"]), int(row["transactions"]), seconds)
+
+
+async def wait_rows(url: str, n: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    conn = await asyncpg.connect(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if await conn.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw") >= n:
+                return
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"{n} rows not landed in {timeout}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(s: Scenario, module_args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOUT_")}
+    env |= {
+        "SCOUT_KAFKA_BOOTSTRAP": s.settings.kafka_bootstrap,
+        "SCOUT_DATABASE_URL": s.url,
+        "SCOUT_TOPIC_PREFIX": s.settings.topic_prefix,
+        "SCOUT_STATE_DIR": str(s.settings.state_dir),
+        "SCOUT_WEB_PORT": str(port),
+        "SCOUT_LOG_LEVEL": "WARNING",
+        "SCOUT_LOG_FORMAT": "text",
+    }
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http_get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}")
+        with contextlib.suppress(OSError):
+            http_get(port, "/ready")
+            return
+        await asyncio.sleep(0.3)
+    raise TimeoutError("worker not ready")
+
+
+# --- the three ways to land records ---------------------------------------------------------
+
+
+async def run_writer(s: Scenario, n: int, logs: Path) -> Landed:
+    """(a) ``scout run bronze`` on ``n`` records already in the topic."""
+    await publish(s, n)
+    proc, _ = start(s, ["services.cli", "run", "bronze"], logs / "bronze.log")
+    try:
+        await wait_rows(s.url, n, timeout=900, proc=proc)
+    finally:
+        stop(proc)
+    return await landed(s.url)
+
+
+async def run_naive(s: Scenario, n: int, logs: Path) -> Landed:
+    """(b) the naive Faust agent, one INSERT per record."""
+    await publish(s, n)
+    proc, _ = start(s, ["bench.naive_bronze_agent"], logs / "naive.log")
+    try:
+        await wait_rows(s.url, n, timeout=900, proc=proc)
+    finally:
+        stop(proc)
+    return await landed(s.url)
+
+
+async def run_raw(s: Scenario, n: int, batch: int = 5000) -> Landed:
+    """(c) aiokafka ``getmany`` + COPY, no framework, same per-record work as bronze."""
+    await publish(s, n)
+    consumer = AIOKafkaConsumer(
+        s.topic,
+        bootstrap_servers=s.settings.kafka_bootstrap,
+        group_id=f"{s.settings.topic_prefix}raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    conn = await asyncpg.connect(
+        s.url, server_settings={"role": s.settings.db_role_bronze, "timezone": "UTC"}
+    )
+    await consumer.start()
+    try:
+        done = 0
+        while done < n:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=batch)
+            records = []
+            for messages in fetched.values():
+                for m in messages:
+                    value = orjson.loads(m.value)
+                    if not isinstance(value, dict):
+                        continue
+                    kafka = KafkaCoordinates(
+                        m.topic, m.partition, m.offset, record_time(m.timestamp / 1000)
+                    )
+                    records.append((bronze_id(kafka, 0), m.value.decode(), "pos",
+                                    value.get("schema"), None, 0, m.topic, m.partition,
+                                    m.offset, kafka.timestamp))  # fmt: skip
+            if not records:
+                continue
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "bronze_transactions_raw", schema_name="scout", records=records,
+                    columns=RAW_COLUMNS,
+                )  # fmt: skip
+            await consumer.commit()
+            done += len(records)
+    finally:
+        await consumer.stop()
+        await conn.close()
+    return await landed(s.url)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    rate: float
+    records: int
+    table_p50: float
+    table_p99: float
+    table_max: float
+    metric_p99: float  # histogram_quantile over scout_publish_freshness_seconds
+
+
+async def run_freshness(s: Scenario, rate: float, seconds: float, logs: Path) -> Freshness:
+    """The writer fed at ``rate`` records/s: Kafka record time → row in PostgreSQL."""
+    proc, port = start(s, ["services.cli", "run", "bronze"], logs / "fresh.log")
+    try:
+        await wait_ready(port, proc)
+        n = int(rate * seconds)
+        achieved = await publish(s, n, rate=rate)
+        await wait_rows(s.url, n, timeout=120, proc=proc)
+        await asyncio.sleep(1)  # the last batch's metrics are observed right after commit
+        metric_p99 = histogram_quantile(0.99, http_get(port, "/metrics"))
+    finally:
+        stop(proc)
+    conn = await asyncpg.connect(s.url)
+    try:
+        row = await conn.fetchrow(FRESHNESS_SQL)
+    finally:
+        await conn.close()
+    return Freshness(achieved, n, row["q"][0], row["q"][1], float(row["worst"]), metric_p99)
+
+
+def histogram_quantile(q: float, metrics: str) -> float:
+    """Prometheus' histogram_quantile for bronze's scout_publish_freshness_seconds."""
+    buckets = []
+    for line in metrics.splitlines():
+        if line.startswith("scout_publish_freshness_seconds_bucket{") and 'layer="bronze"' in line:
+            head, _, value = line.rpartition(" ")
+            le = head.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(value)))
+    buckets.sort()
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count
+            )
+        lower_bound, lower_count = bound, count
+    return float("nan")
+
+
+# --- driver ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    writer: Landed
+    naive: Landed
+    raw: Landed
+    fresh: Freshness
+
+
+async def one_run(base: Settings, args: argparse.Namespace, work: Path) -> Run:
+    async with scenario(base, "c", work) as s:
+        raw = await run_raw(s, args.records)
+    print(f"  (c) raw getmany+COPY: {raw.rate:,.0f} rec/s", flush=True)
+    async with scenario(base, "a", work) as s:
+        writer = await run_writer(s, args.records, work)
+    print(f"  (a) bronze writer:    {writer.rate:,.0f} rec/s", flush=True)
+    async with scenario(base, "b", work) as s:
+        naive = await run_naive(s, args.naive_records, work)
+    print(f"  (b) naive Faust:      {naive.rate:,.0f} rec/s", flush=True)
+    async with scenario(base, "f", work) as s:
+        fresh = await run_freshness(s, args.fresh_rate, args.fresh_seconds, work)
+    print(f"  freshness p99: {fresh.table_p99:.3f} s (table), {fresh.metric_p99:.3f} s (metric)")
+    return Run(writer, naive, raw, fresh)
+
+
+def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
+    lines = [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Command: `{command}`  ",
+        f"Machine: {os.cpu_count()} cores; Kafka and PostgreSQL on the same machine.",
+        "",
+        "| run | (a) writer rec/s | (b) naive rec/s | (c) raw limit rec/s | (a)/(b) | (a)/(c) "
+        "| (a) batches | p50 fresh s | p99 fresh s (table) | p99 fresh s (metric) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {r.writer.rate:,.0f} | {r.naive.rate:,.0f} | {r.raw.rate:,.0f} "
+            f"| {r.writer.rate / r.naive.rate:.1f}x | {r.writer.rate / r.raw.rate:.2f} "
+            f"| {r.writer.transactions} | {r.fresh.table_p50:.3f} | {r.fresh.table_p99:.3f} "
+            f"| {r.fresh.metric_p99:.3f} |"
+        )
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    a = med([r.writer.rate for r in runs])
+    b = med([r.naive.rate for r in runs])
+    c = med([r.raw.rate for r in runs])
+    lines.append(
+        f"| **median** | **{a:,.0f}** | **{b:,.0f}** | **{c:,.0f}** | **{a / b:.1f}x** "
+        f"| **{a / c:.2f}** | | {med([r.fresh.table_p50 for r in runs]):.3f} "
+        f"| **{med([r.fresh.table_p99 for r in runs]):.3f}** "
+        f"| **{med([r.fresh.metric_p99 for r in runs]):.3f}** |"
+    )
+    lines += [
+        "",
+        f"(a) and (c) over {args.records:,} records, (b) over {args.naive_records:,}; freshness "
+        f"at {args.fresh_rate:,.0f} records/s for {args.fresh_seconds:.0f} s "
+        f"(achieved {med([r.fresh.rate for r in runs]):,.0f}/s).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--naive-records", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fresh-rate", type=float, default=2000.0)
+    parser.add_argument("--fresh-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    base = load_settings(log_level="WARNING")
+    command = "python -m bench.bronze " + " ".join(sys.argv[1:])
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+        for i in range(args.runs):
+            print(f"run {i + 1}/{args.runs}", flush=True)
+            runs.append(asyncio.run(one_run(base, args, Path(tmp))))
+    print()
+    print(report(runs, args, command))
+
+
+if __name__ == "__main__":
+    main()
