@@ -17,10 +17,10 @@ from typing import Any
 import faust
 
 from services.bronze_writer.repo import BronzeRepo, WriteResult
-from services.bronze_writer.transform import KafkaCoordinates, Landing, kafka_time, land
+from services.bronze_writer.transform import KafkaCoordinates, Landing, land
 from services.common.batching import consume_in_batches
 from services.common.handoff import encode_landed
-from services.common.kafka import make_app, topics_for
+from services.common.kafka import kafka_time, make_app, topics_for
 from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -123,13 +123,6 @@ def bronze_id(kafka: KafkaCoordinates, record_index: int) -> uuid.UUID:
     return uuid.uuid5(
         BRONZE_NAMESPACE, f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}"
     )
-
-
-def kafka_time(timestamp_s: float | None) -> datetime:
-    """Kafka record time; records without one (-1) are filed at the epoch, deterministically."""
-    if timestamp_s is None or timestamp_s < 0:
-        return datetime.fromtimestamp(0, UTC)
-    return datetime.fromtimestamp(timestamp_s, UTC)
 
 
 class _Reject(Exception):

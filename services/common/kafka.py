@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,13 @@ class Topics:
         return {self.pos: "pos", self.api: "api", self.iot: "iot"}[topic]
 
 
+def kafka_time(timestamp_s: float | None) -> datetime:
+    """A Kafka record's time; records without one (-1) get the epoch, deterministically."""
+    if timestamp_s is None or timestamp_s < 0:
+        return datetime.fromtimestamp(0, UTC)
+    return datetime.fromtimestamp(timestamp_s, UTC)
+
+
 def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
@@ -108,6 +116,9 @@ def make_app(
         "broker_commit_every": 10_000,
         "broker_commit_interval": 1.0,
         "consumer_auto_offset_reset": "earliest",
+        # A crashed worker's partitions move to the others after 10 s, not the default 60 s.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 3.0,
         "stream_buffer_maxsize": 16_384,
         "producer_linger_ms": 5,
         "producer_max_request_size": 8 * 1024 * 1024,

@@ -1,0 +1,155 @@
+"""Silver Faust agents: bronze-landed batches, and the two master-data topics.
+
+A store arriving in master data re-processes the records quarantined as ``unknown_store``
+for it, in the same worker, right after the store is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import faust
+
+from services.common.batching import consume_in_batches
+from services.common.errors import ConfigError
+from services.common.events import ProductRecord, Rejection, StoreRecord, parse_master
+from services.common.handoff import decode_landed
+from services.common.kafka import kafka_time, make_app, topics_for
+from services.common.lifecycle import retry
+from services.common.metrics import RECORDS_CONSUMED, RECORDS_REJECTED, RECORDS_WRITTEN
+from services.common.service import ServiceContext
+from services.common.settings import Settings
+from services.silver_enricher import repo
+from services.silver_enricher.expectations import DEFAULT_EXPECTATIONS, UNKNOWN_STORE
+from services.silver_enricher.pipeline import LAYER, SilverPipeline
+from services.silver_enricher.transform import Refiner
+
+log = logging.getLogger(__name__)
+DEV_PII_KEY = b"scout-dev-only-pii-key"
+LANDED_MESSAGES_PER_BATCH = 20  # each message already carries up to thousands of records
+MASTER_NAMESPACE = uuid.UUID("0b5c3f0e-8a0e-4f7e-a2a9-6f7f1d2c9e31")
+
+
+def pii_key(settings: Settings) -> bytes:
+    """The pseudonymisation key; outside dev, refuse to run without one."""
+    if settings.pii_key is not None and settings.pii_key.get_secret_value():
+        return settings.pii_key.get_secret_value().encode()
+    if settings.env == "dev":
+        log.warning("SCOUT_PII_KEY is not set: using the dev-only key (never in production)")
+        return DEV_PII_KEY
+    raise ConfigError("SCOUT_PII_KEY must be set outside SCOUT_ENV=dev (pseudonymisation key)")
+
+
+class MasterHandler:
+    """Upserts master records; quarantines the ones that do not parse."""
+
+    def __init__(self, ctx: ServiceContext, pipeline: SilverPipeline) -> None:
+        self.ctx = ctx
+        self.pipeline = pipeline
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        stores: dict[str, StoreRecord] = {}
+        products: dict[str, ProductRecord] = {}
+        rejected = []
+        for event in events:
+            message = event.message
+            parsed = parse_master(message.value or b"")
+            if isinstance(parsed, StoreRecord):
+                stores[parsed.store_id] = parsed  # the last record of a key wins, as compacted
+            elif isinstance(parsed, ProductRecord):
+                products[parsed.sku] = parsed
+            else:
+                rejected.append((message, parsed))
+        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(events))
+        await retry(
+            partial(self._write, list(stores.values()), list(products.values()), rejected),
+            what="silver master batch",
+            on_retry=self.ctx.db_failed,
+        )
+        self.ctx.db_ok()
+        self.pipeline.master.add(list(stores.values()), list(products.values()))
+        if stores:
+            await self.resolve_unknown_stores(sorted(stores))
+
+    async def _write(self, stores: list[StoreRecord], products: list[ProductRecord],
+                     rejected: list[tuple[Any, Rejection]]) -> None:  # fmt: skip
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn, conn.transaction():
+            if stores:
+                await repo.upsert_stores(conn, stores)
+            if products:
+                await repo.upsert_products(conn, products)
+            if rejected:
+                await conn.execute(repo.MERGE_QUARANTINE, *repo.columns([
+                    (_master_id(m), "master", r.rule, r.field, r.detail, None, None, None,
+                     kafka_time(m.timestamp)) for m, r in rejected
+                ], 9))  # fmt: skip
+        RECORDS_WRITTEN.labels(LAYER, "silver_master_stores").inc(len(stores))
+        RECORDS_WRITTEN.labels(LAYER, "silver_master_products").inc(len(products))
+        for _, rejection in rejected:
+            RECORDS_REJECTED.labels(LAYER, rejection.rule).inc()
+
+    async def resolve_unknown_stores(self, store_ids: Sequence[str]) -> int:
+        """Re-process what waited in quarantine for these stores (those that exist now)."""
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn:
+            known = await repo.load_stores(conn, list(store_ids))
+            if not known:
+                return 0
+            rows = await conn.fetch(repo.OPEN_QUARANTINE, UNKNOWN_STORE, sorted(known))
+        if rows:
+            log.info("re-processing %d records that waited for %d store(s)", len(rows),
+                     len(store_ids))  # fmt: skip
+            await self.pipeline.reprocess([repo.bronze_record(r) for r in rows])
+        return len(rows)
+
+
+def _master_id(message: Any) -> uuid.UUID:
+    return uuid.uuid5(MASTER_NAMESPACE, f"{message.topic}:{message.partition}:{message.offset}")
+
+
+def build_app(settings: Settings) -> faust.App:
+    key = pii_key(settings)
+    app = make_app(settings, LAYER)
+    topics = topics_for(settings)
+    ctx = ServiceContext(settings, LAYER, app,
+                         (topics.bronze_landed, *topics.compacted))  # fmt: skip
+    changes = app.topic(topics.silver_changes, value_type=bytes, key_type=bytes)
+
+    async def publish(key_: bytes, value: bytes) -> None:
+        await (await changes.send(key=key_, value=value))
+
+    pipeline = SilverPipeline(
+        ctx.pool, Refiner(key, DEFAULT_EXPECTATIONS), publish,
+        allowed_skew_s=settings.allowed_clock_skew_s, on_db_retry=ctx.db_failed,
+    )  # fmt: skip
+    masters = MasterHandler(ctx, pipeline)
+    pipeline.on_waiting_stores = masters.resolve_unknown_stores
+
+    async def handle_landed(events: Sequence[Any]) -> None:
+        records = [r for event in events for r in decode_landed(event.message.value)]
+        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(records))
+        await pipeline.process(records)
+        ctx.db_ok()
+
+    landed = app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes)
+
+    @app.agent(landed, name="silver-landed")
+    async def landed_agent(stream: Any) -> None:
+        await consume_in_batches(stream, handle_landed, layer=LAYER,
+                                 max_records=LANDED_MESSAGES_PER_BATCH,
+                                 within_s=settings.batch_wait_s)  # fmt: skip
+
+    master_topic = app.topic(*topics.compacted, value_type=bytes, key_type=bytes)
+
+    @app.agent(master_topic, name="silver-master")
+    async def master_agent(stream: Any) -> None:
+        await consume_in_batches(stream, masters.handle, layer=LAYER,
+                                 max_records=settings.batch_max,
+                                 within_s=settings.batch_wait_s)  # fmt: skip
+
+    return app

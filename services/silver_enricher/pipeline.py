@@ -1,0 +1,179 @@
+"""The silver pipeline, independent of Faust: refine a batch, merge it, announce the change.
+
+Used by the streaming agents, by quarantine re-processing and by ``scout replay``, so all
+three produce the same rows from the same bronze records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+
+import asyncpg
+
+from services.common.events import ProductRecord, StoreRecord
+from services.common.handoff import ChangedGroups, DecodedRecord
+from services.common.lifecycle import retry
+from services.common.metrics import (
+    BATCH_FLUSH,
+    FRESHNESS,
+    PUBLISH_FRESHNESS,
+    QUALITY_SCORE,
+    RECORDS_REJECTED,
+    RECORDS_WARNED,
+    RECORDS_WRITTEN,
+)
+from services.silver_enricher import repo
+from services.silver_enricher.expectations import Context
+from services.silver_enricher.repo import BronzeRecordRow
+from services.silver_enricher.transform import Refined, Refiner
+
+log = logging.getLogger(__name__)
+LAYER = "silver"
+MASTER_REFRESH_S = 60.0
+FRESHNESS_SAMPLE = 200  # source timestamps passed on to gold per message
+
+Publish = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) → delivered
+
+
+class MasterData:
+    """Cache of stores and products; misses are looked up, the whole is refreshed now and then
+    (another worker may have received the master record)."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, StoreRecord] = {}
+        self.products: dict[str, ProductRecord] = {}
+        self._loaded_at = 0.0
+
+    async def ensure(self, conn: asyncpg.Connection, records: Sequence[DecodedRecord]) -> None:
+        if time.monotonic() - self._loaded_at > MASTER_REFRESH_S:
+            self.stores = await repo.load_stores(conn)
+            self.products = await repo.load_products(conn)
+            self._loaded_at = time.monotonic()
+            return
+        store_ids, skus = set(), set()
+        for record in records:
+            raw = record.raw
+            if not isinstance(raw, dict):
+                continue
+            if isinstance(raw.get("store_id"), str):
+                store_ids.add(raw["store_id"])
+            items = raw.get("items")
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict) and isinstance(item.get("sku"), str):
+                    skus.add(item["sku"])
+            if isinstance(raw.get("sku"), str):
+                skus.add(raw["sku"])
+        missing_stores = sorted(store_ids - self.stores.keys())
+        missing_skus = sorted(skus - self.products.keys())
+        if missing_stores:
+            self.stores.update(await repo.load_stores(conn, missing_stores))
+        if missing_skus:
+            self.products.update(await repo.load_products(conn, missing_skus))
+
+    def add(self, stores: Sequence[StoreRecord], products: Sequence[ProductRecord]) -> None:
+        self.stores.update((s.store_id, s) for s in stores)
+        self.products.update((p.sku, p) for p in products)
+
+
+class SilverPipeline:
+    def __init__(
+        self,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        refiner: Refiner,
+        publish: Publish,
+        *,
+        allowed_skew_s: float,
+        on_db_retry: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.refiner = refiner
+        self.publish = publish
+        self.allowed_skew = timedelta(seconds=allowed_skew_s)
+        self.master = MasterData()
+        self.on_db_retry = on_db_retry
+        # Set by the app: re-process unknown_store records whose store now exists.
+        self.on_waiting_stores: Callable[[Sequence[str]], Awaitable[int]] | None = None
+        self.valid_total = 0
+        self.seen_total = 0
+
+    async def process(
+        self, records: Sequence[DecodedRecord], *, recheck_stores: bool = True
+    ) -> repo.MergeResult:
+        """Refine and merge one batch (one transaction), then announce the changed groups."""
+        unique = list({r.bronze_id: r for r in records}.values())
+        started = time.perf_counter()
+        refined, result = await retry(
+            partial(self._merge, unique), what="silver batch", on_retry=self.on_db_retry
+        )
+        BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
+        self._observe(refined, unique, result)
+        await self.announce(result.groups, [r.kafka_timestamp for r in unique])
+        if recheck_stores and refined.waiting_stores and self.on_waiting_stores is not None:
+            # The store may have been committed while this batch was in flight: the master
+            # handler's own re-check ran before our quarantine rows existed. Check again.
+            await self.on_waiting_stores(sorted(refined.waiting_stores))
+        return result
+
+    async def _merge(self, records: Sequence[DecodedRecord]) -> tuple[Refined, repo.MergeResult]:
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            await self.master.ensure(conn, records)
+            ctx = Context(datetime.now(UTC), self.allowed_skew, self.master.stores,
+                          self.master.products)  # fmt: skip
+            refined = self.refiner.refine(records, self.master.stores, self.master.products, ctx)
+            async with conn.transaction():
+                return refined, await repo.write(conn, refined)
+
+    def _observe(
+        self, refined: Refined, records: Sequence[DecodedRecord], result: repo.MergeResult
+    ) -> None:
+        RECORDS_WRITTEN.labels(LAYER, "silver_transactions_cleaned").inc(
+            result.changed_transactions
+        )
+        for rule, n in refined.quarantined.items():
+            RECORDS_REJECTED.labels(LAYER, rule).inc(n)
+        for rule, n in refined.warned.items():
+            RECORDS_WARNED.labels(LAYER, rule).inc(n)
+        self.valid_total += refined.valid
+        self.seen_total += len(refined.lineage)
+        if self.seen_total:
+            QUALITY_SCORE.labels(LAYER).set(self.valid_total / self.seen_total)
+        now = datetime.now(UTC)
+        freshness, publish = FRESHNESS.labels(LAYER), PUBLISH_FRESHNESS.labels(LAYER)
+        for occurred in refined.event_times:
+            freshness.observe(max(0.0, (now - occurred).total_seconds()))
+        for record in records:
+            publish.observe(max(0.0, (now - record.kafka_timestamp).total_seconds()))
+
+    async def announce(self, groups: set[tuple[str, date]], times: Sequence[datetime]) -> None:
+        """One message per local day (the gold topic's key), so one gold worker owns a day."""
+        by_day: dict[date, set[tuple[str, date]]] = defaultdict(set)
+        for store_id, day in groups:
+            by_day[day].add((store_id, day))
+        step = max(1, len(times) // FRESHNESS_SAMPLE)
+        sample = tuple(int(t.timestamp() * 1000) for t in list(times)[::step])
+        for day, day_groups in by_day.items():
+            message = ChangedGroups(frozenset(day_groups), sample)
+            await self.publish(day.isoformat().encode(), message.encode())
+
+    async def reprocess(self, rows: Sequence[BronzeRecordRow]) -> repo.MergeResult:
+        """Run bronze rows (quarantined, or replayed) through the same pipeline."""
+        return await self.process([decoded(row) for row in rows], recheck_stores=False)
+
+
+def decoded(row: BronzeRecordRow) -> DecodedRecord:
+    return DecodedRecord(
+        bronze_id=row.bronze_id,
+        source_system=row.source_system,
+        kafka_timestamp=row.kafka_timestamp.astimezone(UTC),
+        raw=json.loads(row.raw, parse_float=Decimal),
+        batch_id=row.batch_id,
+        partner=row.partner,
+    )
