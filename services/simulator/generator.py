@@ -201,7 +201,7 @@ class TrafficGenerator:
         if spend is not None:
             records.append(spend)
             outcomes.append(r.SILVER_CAMPAIGN_SPEND)
-        for _ in range(rng.randint(2, 10)):
+        for _ in range(rng.randint(2, 6)):
             store = self._pick_store(day_offset)
             records.append(self._transaction(store, when, day_offset, partner=partner))
             outcomes.append(r.SILVER_TRANSACTIONS)
@@ -378,7 +378,7 @@ class TrafficGenerator:
         if len(self._recent) < _RECENT_MAX:
             self._recent.append((key, payload, value))
         else:
-            self._recent[self.rng.randrange(_RECENT_MAX)] = (key, payload, value)
+            self._recent[self._seq % _RECENT_MAX] = (key, payload, value)
 
 
 SimRecord = r.SimRecord

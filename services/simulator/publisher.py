@@ -44,6 +44,8 @@ class Publisher:
         self.manifest = manifest
         self._in_flight: list[asyncio.Future[Any]] = []
         self._partitions: dict[str, list[int]] = {}
+        # murmur2 is pure Python in aiokafka; store and device keys repeat, so remember them.
+        self._partition_of: dict[tuple[str, bytes], int] = {}
         # The producer's own default: murmur2 of the key, like the Java client.
         self._partitioner = DefaultPartitioner()
 
@@ -93,11 +95,17 @@ class Publisher:
         return future
 
     async def _partition(self, topic: str, key: bytes) -> int:
+        cached = self._partition_of.get((topic, key))
+        if cached is not None:
+            return cached
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = sorted(await self._producer.partitions_for(topic))
             self._partitions[topic] = partitions
         result: int = self._partitioner(key, partitions, partitions)
+        if len(self._partition_of) > 100_000:  # batch ids are unique: bound the cache
+            self._partition_of.clear()
+        self._partition_of[topic, key] = result
         return result
 
     async def drain(self) -> None:
