@@ -21,7 +21,7 @@ from services.simulator.manifest import Manifest
 from services.simulator.records import SimRecord
 
 CHUNK = 2000  # records generated and handed to the producer per step
-MAX_IN_FLIGHT = 8  # chunks whose delivery is not yet confirmed
+MAX_IN_FLIGHT = 32  # chunks whose delivery is not yet confirmed
 LARGE_RECORD = 256 * 1024  # sent on its own, not appended to a shared batch
 
 
