@@ -10,6 +10,9 @@ goes to stderr; the manifest (JSON) to ``--manifest`` (default
 Determinism: the payloads are a function of ``--seed``, ``--start`` and the options. Without
 ``--start``, a seeded run starts its simulated clock at the current hour (UTC): two runs with
 the same seed in the same hour are byte-identical, and event times stay near the wall clock.
+``future_timestamp`` faults lie 1-7 days after the simulated clock: with a ``--start`` more
+than a day in the past, silver will (rightly) accept them, so the manifest's expectation only
+holds for a start near the wall clock.
 """
 
 from __future__ import annotations
