@@ -30,7 +30,6 @@ COMMAND_MODULES = (
     "services.silver_enricher.commands",
     "services.gold_aggregator.commands",
     "services.platinum_builder.commands",
-    "services.replay",
     "services.quality",
     "services.demo",
 )

@@ -27,6 +27,7 @@ from services.common.events import (
 )
 from services.common.handoff import DecodedRecord
 from services.silver_enricher.expectations import (
+    FUTURE_TIMESTAMP,
     UNKNOWN_STORE,
     Context,
     Expectation,
@@ -102,7 +103,7 @@ class Refiner:
             elif isinstance(event, Transaction):
                 self._transaction(out, record, event, stores, products, ctx)
             elif isinstance(event, DeviceReading):
-                self._reading(out, record, event, stores)
+                self._reading(out, record, event, stores, ctx)
             elif isinstance(event, CampaignSpend):
                 self._spend(out, record, event)
             else:  # master data on a transaction topic: not a silver record
@@ -188,7 +189,11 @@ class Refiner:
         return SilverTransaction(tid, row, tuple(items), rank, tx.store_id, local_date)
 
     def _reading(self, out: Refined, record: DecodedRecord, reading: DeviceReading,
-                 stores: Mapping[str, StoreRecord]) -> None:  # fmt: skip
+                 stores: Mapping[str, StoreRecord], ctx: Context) -> None:  # fmt: skip
+        if reading.occurred_at > ctx.now + ctx.allowed_skew:
+            self._quarantine(out, record, FUTURE_TIMESTAMP, "occurred_at",
+                             "reading time is ahead of now", reading.store_id)  # fmt: skip
+            return
         store = stores.get(reading.store_id)
         if store is None:
             self._quarantine(out, record, UNKNOWN_STORE, "store_id",

@@ -1,0 +1,302 @@
+"""Silver on the real stack: accounting against the simulator's manifest, corrections in
+any order, unknown stores resolved, no personal data, replay equal to streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.common.kafka import topics_for
+from services.common.settings import Settings
+from tests.support import ServiceProcess, publish, settings_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
+    """Bronze and silver running against this test's topics and database."""
+    services = [ServiceProcess(name, settings, tmp_path).start() for name in ("bronze", "silver")]
+    yield services
+    for service in services:
+        assert service.stop() == 0, service.log_tail()
+
+
+def simulate(settings: Settings, tmp_path: Path, *args: str) -> dict[str, Any]:
+    manifest = tmp_path / "manifest.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "simulate", "--manifest", str(manifest), *args],
+        env=settings_env(settings), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(json.loads(manifest.read_text()))
+
+
+async def until_silver_settles(
+    db: asyncpg.Connection, manifest: dict[str, Any], timeout: float = 120
+) -> None:
+    """All of the run is in bronze, every bronze row has a lineage row, and no
+    unknown_store record waits for a store that is known."""
+
+    async def settled() -> bool:
+        bronze = await db.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw")
+        if bronze != manifest["expected"]["bronze_transactions_raw"]:
+            return False
+        lineage = await db.fetchval("SELECT count(*) FROM scout.silver_lineage")
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM scout.silver_quarantine q JOIN scout.silver_master_stores s "
+            "USING (store_id) WHERE q.rule = 'unknown_store' AND q.resolved_at IS NULL"
+        )
+        return bool(bronze > 0 and bronze == lineage and waiting == 0)
+
+    await wait_for(settled, timeout=timeout)
+
+
+async def test_simulated_traffic_is_accounted_for_by_rule(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, chain: list[ServiceProcess]
+) -> None:
+    manifest = simulate(settings, tmp_path, "--rate", "2000", "--duration", "4", "--faults",
+                        "0.08", "--seed", "11", "--stores", "25")  # fmt: skip
+    expected = manifest["expected"]
+    await until_silver_settles(db, manifest)
+    await asyncio.sleep(2)
+    assert (
+        await db.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw")
+        == (expected["bronze_transactions_raw"])
+    )
+    # Every bronze record went to exactly one place.
+    assert (
+        await db.fetchval("SELECT count(*) FROM scout.silver_lineage")
+        == (expected["bronze_transactions_raw"])
+    )
+    quarantine = {
+        r["rule"]: r["n"]
+        for r in await db.fetch(
+            "SELECT rule, count(*) AS n FROM scout.silver_quarantine GROUP BY rule"
+        )
+    }
+    # A record of a not-yet-known store is quarantined and resolved when its store arrives -
+    # unless the store's master record (which goes straight to silver) overtook it on its
+    # way through bronze: then it lands directly. Either way it ends in silver.
+    waited = quarantine.pop("unknown_store", 0)
+    expected_quarantine = dict(expected["silver_quarantine"])
+    late_store_records = expected_quarantine.pop("unknown_store")
+    assert quarantine == expected_quarantine
+    assert late_store_records == expected["silver_quarantine_resolved"]
+    assert 0 <= waited <= late_store_records
+    resolved = await db.fetchval(
+        "SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NOT NULL"
+    )
+    assert resolved == waited
+    assert (
+        await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned")
+        == (expected["silver_transactions_cleaned"])
+    )
+    for table in ("silver_campaign_spend", "silver_device_readings", "silver_master_stores",
+                  "silver_master_products"):  # fmt: skip
+        assert await db.fetchval(f"SELECT count(*) FROM scout.{table}") == expected[table], table
+    # silver rows + quarantined = bronze transaction records, duplicates and versions folded.
+    tx_records = await db.fetchval(
+        "SELECT count(*) FROM scout.silver_lineage WHERE target = 'silver_transactions_cleaned'"
+    )
+    distinct_tx = await db.fetchval(
+        "SELECT count(DISTINCT transaction_id) FROM scout.silver_lineage "
+        "WHERE target = 'silver_transactions_cleaned'"
+    )
+    assert distinct_tx == expected["silver_transactions_cleaned"]
+    assert tx_records - distinct_tx == (
+        expected["silver_duplicates_ignored"] + expected["silver_corrections"]
+    )
+    silver = chain[1]
+    assert silver.metric("scout_records_rejected_total", layer="silver") >= (
+        sum(quarantine.values()) + waited
+    )
+    assert 0.5 < silver.metric("scout_quality_score", layer="silver") <= 1
+
+
+def _pos(event_id: str, version: int, amount: str, store: str = "S0001") -> bytes:
+    return json.dumps({
+        "schema": "pos.transaction/1", "event_id": event_id, "store_id": store,
+        "occurred_at": "2026-11-20T10:15:00+08:00", "total_amount": amount,
+        "items": [{"sku": "P-1", "qty": 1, "unit_price": amount}], "version": version,
+        "customer": {"id": "C-1", "type": "regular"},
+    }).encode()  # fmt: skip
+
+
+async def _master(settings: Settings, store: str = "S0001") -> None:
+    topics = topics_for(settings)
+    body = {"schema": "master.store/1", "store_id": store, "name": "Store", "region": "NCR",
+            "city": "Quezon City", "timezone": "Asia/Manila"}  # fmt: skip
+    product = {"schema": "master.product/1", "sku": "P-1", "name": "Chips", "brand": "Oishi",
+               "category": "snacks", "unit_price": "10.00"}  # fmt: skip
+    await publish(
+        settings,
+        [
+            (topics.master_stores, store.encode(), json.dumps(body).encode()),
+            (topics.master_products, b"P-1", json.dumps(product).encode()),
+        ],
+    )
+
+
+async def test_any_arrival_order_of_versions_keeps_the_newest_once(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    await _master(settings)
+    await wait_for(lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"),
+                   timeout=60)  # fmt: skip
+    topic = topics_for(settings).pos
+    records = []
+    orders = list(itertools.permutations((1, 2, 3)))
+    for n, order in enumerate(orders):
+        for version in order:
+            value = _pos(f"ORD-{n}", version, f"{version}0.00")
+            records.append((topic, b"S0001", value))
+            if version == 2:
+                records.append((topic, b"S0001", value))  # an exact duplicate too
+    await publish(settings, records)
+    await wait_for(
+        lambda: db.fetchval("SELECT count(*) = $1 FROM scout.silver_lineage", len(records)),
+        timeout=60,
+    )
+    rows = await db.fetch(
+        "SELECT event_id, version, amount, count(*) OVER (PARTITION BY event_id) AS copies "
+        "FROM scout.silver_transactions_cleaned ORDER BY event_id"
+    )
+    assert [(r["event_id"], r["version"], str(r["amount"]), r["copies"]) for r in rows] == [
+        (f"ORD-{n}", 3, "30.00", 1) for n in range(len(orders))
+    ]
+    items = await db.fetch("SELECT unit_price FROM scout.silver_transaction_items")
+    assert [str(i["unit_price"]) for i in items] == ["30.00"] * len(orders)
+
+
+async def test_unknown_store_is_resolved_when_its_master_record_arrives(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    topic = topics_for(settings).pos
+    await publish(settings, [(topic, b"S0777", _pos("LATE-STORE-1", 1, "99.50", "S0777"))])
+    await wait_for(
+        lambda: db.fetchval(
+            "SELECT count(*) = 1 FROM scout.silver_quarantine WHERE rule = 'unknown_store' "
+            "AND store_id = 'S0777' AND resolved_at IS NULL"
+        ),
+        timeout=60,
+    )
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 0
+    await _master(settings, "S0777")
+    await wait_for(
+        lambda: db.fetchval(
+            "SELECT count(*) = 1 FROM scout.silver_transactions_cleaned WHERE store_id = 'S0777'"
+        ),
+        timeout=15,
+    )
+    row = await db.fetchrow("SELECT * FROM scout.silver_quarantine")
+    assert row["resolved_at"] is not None and row["rule"] == "unknown_store"
+    tx = await db.fetchrow("SELECT * FROM scout.silver_transactions_cleaned")
+    assert (tx["region"], tx["city"], str(tx["local_date"]), tx["local_hour"]) == (
+        "NCR",
+        "Quezon City",
+        "2026-11-20",
+        10,
+    )
+    assert (tx["day_of_week"], tx["is_weekend"]) == (5, False)  # a Friday
+    assert tx["customer_key"] and tx["customer_key"] != "C-1"
+
+
+PHONE = re.compile(r"(?<!\w)(?:\+?63|0)9\d{9}(?!\w)")  # Philippine mobile numbers
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+
+
+async def _silver_text(db: asyncpg.Connection) -> list[tuple[str, str, str]]:
+    columns = await db.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'scout' AND table_name LIKE 'silver%' "
+        "AND data_type IN ('text', 'character varying')"
+    )
+    values = []
+    for c in columns:
+        for r in await db.fetch(
+            f'SELECT DISTINCT "{c["column_name"]}" AS v FROM scout."{c["table_name"]}" '
+            f'WHERE "{c["column_name"]}" IS NOT NULL'
+        ):
+            values.append((c["table_name"], c["column_name"], r["v"]))
+    return values
+
+
+async def test_no_personal_data_reaches_silver(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, chain: list[ServiceProcess]
+) -> None:
+    manifest = simulate(settings, tmp_path, "--rate", "1500", "--duration", "3", "--faults",
+                        "0.3", "--seed", "5", "--stores", "10")  # fmt: skip
+    await until_silver_settles(db, manifest)
+    customer_ids = {
+        r["id"] for r in await db.fetch(
+            "SELECT DISTINCT raw_data->'customer'->>'id' AS id FROM scout.bronze_transactions_raw "
+            "WHERE raw_data->'customer'->>'id' IS NOT NULL"
+        )
+    }  # fmt: skip
+    pii_notes = await db.fetchval(
+        "SELECT count(*) FROM scout.bronze_transactions_raw WHERE raw_data ? 'notes'"
+    )
+    assert customer_ids and pii_notes, "the simulator sent no personal data to test with"
+    leaks = []
+    for table, column, value in await _silver_text(db):
+        if value in customer_ids or PHONE.search(value) or EMAIL.search(value):
+            leaks.append((table, column, value))
+        leaks.extend(
+            (table, column, value) for cid in customer_ids if len(cid) > 4 and cid in value
+        )
+    assert not leaks, leaks[:5]
+    notes = await db.fetchval(
+        "SELECT count(*) FROM scout.silver_transactions_cleaned WHERE notes LIKE '%[removed]%'"
+    )
+    assert notes > 0
+
+
+TIMESTAMP_COLUMNS = {"created_at", "updated_at", "processed_at", "quarantined_at", "resolved_at"}
+
+
+async def _snapshot(db: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    snapshot = {}
+    for table in ("silver_transactions_cleaned", "silver_transaction_items",
+                  "silver_campaign_spend", "silver_device_readings", "silver_quarantine",
+                  "silver_lineage"):  # fmt: skip
+        columns = [
+            r["column_name"] for r in await db.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'scout' "
+                "AND table_name = $1 ORDER BY ordinal_position", table)
+            if r["column_name"] not in TIMESTAMP_COLUMNS
+        ]  # fmt: skip
+        rows = await db.fetch(f"SELECT {', '.join(columns)} FROM scout.{table} ORDER BY 1, 2")
+        snapshot[table] = [tuple(r) for r in rows]
+    return snapshot
+
+
+async def test_replay_from_bronze_equals_streaming(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, chain: list[ServiceProcess]
+) -> None:
+    manifest = simulate(settings, tmp_path, "--rate", "1500", "--duration", "3", "--faults",
+                        "0.1", "--seed", "9", "--stores", "10")  # fmt: skip
+    await until_silver_settles(db, manifest)
+    await asyncio.sleep(1)
+    streamed = await _snapshot(db)
+    assert streamed["silver_transactions_cleaned"]
+    # Lose part of silver, then rebuild it from bronze while the services keep running.
+    await db.execute("DELETE FROM scout.silver_transactions_cleaned WHERE random() < 0.3")
+    await db.execute("DELETE FROM scout.silver_lineage WHERE random() < 0.3")
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "replay"],
+        env=settings_env(settings), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replayed" in result.stdout
+    assert await _snapshot(db) == streamed
