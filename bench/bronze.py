@@ -42,7 +42,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from services.bronze_writer.transform import KafkaCoordinates, bronze_id
+from services.bronze_writer.app import BronzeWriter
+from services.bronze_writer.repo import BronzeRepo
+from services.bronze_writer.transform import KafkaCoordinates, Landing, bronze_id, land
+from services.common.handoff import encode_landed
 from services.common.kafka import create_topics, delete_topics_with_prefix, make_producer
 from services.common.migrations import migrate
 from services.common.settings import Settings, load_settings
@@ -260,13 +263,30 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
 # --- the three ways to land records ---------------------------------------------------------
 
 
-async def run_writer(s: Scenario, n: int, logs: Path) -> Landed:
-    """(a) ``scout run bronze`` on ``n`` records already in the topic."""
+async def run_writer(
+    s: Scenario, n: int, logs: Path, profile: Path | None = None, faust_config: str = ""
+) -> Landed:
+    """(a) ``scout run bronze`` on ``n`` records already in the topic (optionally sampled by
+    py-spy into ``profile``, collapsed stacks)."""
     await publish(s, n)
-    proc, _ = start(s, ["services.cli", "run", "bronze"], logs / "bronze.log")
+    command = ["services.cli", "run", "bronze"]
+    if faust_config:
+        os.environ["BENCH_FAUST_CONFIG"] = faust_config
+        command = ["bench.tuned_bronze_writer"]
+    proc, _ = start(s, command, logs / "bronze.log")
+    spy = None
+    if profile is not None:
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+             "--format", "raw", "--rate", "50", "--nonblocking", "-o", str(profile)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         await wait_rows(s.url, n, timeout=900, proc=proc)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         stop(proc)
     return await landed(s.url)
 
@@ -325,6 +345,60 @@ async def run_raw(s: Scenario, n: int, batch: int = 5000) -> Landed:
             done += len(records)
     finally:
         await consumer.stop()
+        await conn.close()
+    return await landed(s.url)
+
+
+async def run_writer_code_raw(s: Scenario, n: int, batch: int = 5000) -> Landed:
+    """(a') the writer's own code (``land``, ``BronzeRepo.write``, the silver handoff, per-row
+    metrics) driven by a raw aiokafka consumer instead of Faust: what (a) would reach if
+    only the Faust per-event path were replaced."""
+    await publish(s, n)
+    settings = s.settings
+    writer = BronzeWriter.__new__(BronzeWriter)  # no Faust app: only the batch methods
+    writer.repo = BronzeRepo()
+    writer.max_bytes = settings.max_record_bytes
+    producer = make_producer(settings, enable_idempotence=False, acks=1, linger_ms=5)
+    conn = await asyncpg.connect(
+        s.url, server_settings={"role": settings.db_role_bronze, "timezone": "UTC"}
+    )
+    consumer = AIOKafkaConsumer(
+        s.topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.topic_prefix}rawcode",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    landed_topic = f"{settings.topic_prefix}internal.bronze-landed"
+    await producer.start()
+    await consumer.start()
+    try:
+        done = 0
+        while done < n:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=batch)
+            landing = Landing()
+            for messages in fetched.values():
+                for m in messages:
+                    kafka = KafkaCoordinates(
+                        m.topic, m.partition, m.offset, record_time(m.timestamp / 1000)
+                    )
+                    landing.extend(land(m.value, "pos", kafka, writer.max_bytes))
+            if not landing.rows:
+                continue
+            result = await writer.repo.write(conn, landing)
+            writer._observe(result)
+            sent = [
+                await producer.send(landed_topic, payload)
+                for payload in encode_landed(row.landed() for row in result.landed)
+            ]
+            await asyncio.gather(*sent)
+            await consumer.commit()
+            done += len(result.landed)
+    finally:
+        await consumer.stop()
+        await producer.stop()
         await conn.close()
     return await landed(s.url)
 
@@ -390,23 +464,36 @@ class Run:
     writer: Landed
     naive: Landed
     raw: Landed
+    code_raw: Landed
     fresh: Freshness
+    load: tuple[float, float]  # 1-minute load average at the start and the end of the run
+
+
+async def only_writer(base: Settings, args: argparse.Namespace, work: Path) -> None:
+    """``--only-writer``: just (a), e.g. to profile it with ``--profile``."""
+    async with scenario(base, "a", work) as s:
+        writer = await run_writer(s, args.records, work, args.profile, args.faust_config)
+    print(f"(a) bronze writer: {writer.rate:,.0f} rec/s in {writer.transactions} transactions")
 
 
 async def one_run(base: Settings, args: argparse.Namespace, work: Path) -> Run:
+    load_before = os.getloadavg()[0]
     async with scenario(base, "c", work) as s:
         raw = await run_raw(s, args.records)
     print(f"  (c) raw getmany+COPY: {raw.rate:,.0f} rec/s", flush=True)
     async with scenario(base, "a", work) as s:
         writer = await run_writer(s, args.records, work)
     print(f"  (a) bronze writer:    {writer.rate:,.0f} rec/s", flush=True)
+    async with scenario(base, "d", work) as s:
+        code_raw = await run_writer_code_raw(s, args.records)
+    print(f"  (a') writer code, raw aiokafka: {code_raw.rate:,.0f} rec/s", flush=True)
     async with scenario(base, "b", work) as s:
         naive = await run_naive(s, args.naive_records, work)
     print(f"  (b) naive Faust:      {naive.rate:,.0f} rec/s", flush=True)
     async with scenario(base, "f", work) as s:
         fresh = await run_freshness(s, args.fresh_rate, args.fresh_seconds, work)
     print(f"  freshness p99: {fresh.table_p99:.3f} s (table), {fresh.metric_p99:.3f} s (metric)")
-    return Run(writer, naive, raw, fresh)
+    return Run(writer, naive, raw, code_raw, fresh, (load_before, os.getloadavg()[0]))
 
 
 def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
@@ -416,15 +503,17 @@ def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
         f"Machine: {os.cpu_count()} cores; Kafka and PostgreSQL on the same machine.",
         "",
         "| run | (a) writer rec/s | (b) naive rec/s | (c) raw limit rec/s | (a)/(b) | (a)/(c) "
-        "| (a) batches | p50 fresh s | p99 fresh s (table) | p99 fresh s (metric) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| (a) batches | (a') writer code w/o Faust rec/s "
+        "| p50 fresh s | p99 fresh s (table) | p99 fresh s (metric) | load 1m start/end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
         lines.append(
             f"| {i} | {r.writer.rate:,.0f} | {r.naive.rate:,.0f} | {r.raw.rate:,.0f} "
             f"| {r.writer.rate / r.naive.rate:.1f}x | {r.writer.rate / r.raw.rate:.2f} "
-            f"| {r.writer.transactions} | {r.fresh.table_p50:.3f} | {r.fresh.table_p99:.3f} "
-            f"| {r.fresh.metric_p99:.3f} |"
+            f"| {r.writer.transactions} | {r.code_raw.rate:,.0f} "
+            f"| {r.fresh.table_p50:.3f} | {r.fresh.table_p99:.3f} "
+            f"| {r.fresh.metric_p99:.3f} | {r.load[0]:.1f}/{r.load[1]:.1f} |"
         )
 
     def med(values: list[float]) -> float:
@@ -435,9 +524,10 @@ def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
     c = med([r.raw.rate for r in runs])
     lines.append(
         f"| **median** | **{a:,.0f}** | **{b:,.0f}** | **{c:,.0f}** | **{a / b:.1f}x** "
-        f"| **{a / c:.2f}** | | {med([r.fresh.table_p50 for r in runs]):.3f} "
+        f"| **{a / c:.2f}** | | {med([r.code_raw.rate for r in runs]):,.0f} "
+        f"| {med([r.fresh.table_p50 for r in runs]):.3f} "
         f"| **{med([r.fresh.table_p99 for r in runs]):.3f}** "
-        f"| **{med([r.fresh.metric_p99 for r in runs]):.3f}** |"
+        f"| **{med([r.fresh.metric_p99 for r in runs]):.3f}** | |"
     )
     lines += [
         "",
@@ -455,10 +545,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fresh-rate", type=float, default=2000.0)
     parser.add_argument("--fresh-seconds", type=float, default=30.0)
+    parser.add_argument("--only-writer", action="store_true", help="measure (a) only")
+    parser.add_argument("--profile", type=Path, help="with --only-writer: py-spy output file")
+    parser.add_argument(
+        "--faust-config", default="", help="with --only-writer: JSON of Faust settings to try"
+    )
     args = parser.parse_args()
     base = load_settings(log_level="WARNING")
     command = "python -m bench.bronze " + " ".join(sys.argv[1:])
     runs = []
+    if args.only_writer:
+        with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+            asyncio.run(only_writer(base, args, Path(tmp)))
+        return
     with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
         for i in range(args.runs):
             print(f"run {i + 1}/{args.runs}", flush=True)
