@@ -35,7 +35,7 @@ async def consume_in_batches(
         await run_to_completion(handle(events), what=f"{layer} batch")
 
 
-async def run_to_completion(work: Awaitable[None], *, what: str) -> None:
+async def run_to_completion(work: Awaitable[object], *, what: str) -> None:
     """Await ``work``; on cancellation finish it first (bounded), on error exit hard."""
     task = asyncio.ensure_future(work)
     try:

@@ -111,10 +111,15 @@ def dump_exact_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ChangedGroups:
-    """Groups a silver batch changed: gold recomputes exactly these."""
+    """Groups a silver batch changed: gold recomputes exactly these.
+
+    ``store_sales`` (store → transactions, revenue of the rows written) feeds gold's live
+    rolling windows; ``event_times_ms`` (a sample of source Kafka times) its freshness.
+    """
 
     store_days: frozenset[tuple[str, date]]
-    event_times_ms: tuple[int, ...] = ()  # source event times, for end-to-end freshness
+    event_times_ms: tuple[int, ...] = ()
+    store_sales: tuple[tuple[str, int, Decimal], ...] = ()
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -122,6 +127,7 @@ class ChangedGroups:
                 "v": HANDOFF_VERSION,
                 "store_days": sorted([s, d.isoformat()] for s, d in self.store_days),
                 "event_times_ms": list(self.event_times_ms),
+                "store_sales": [[s, n, str(r)] for s, n, r in self.store_sales],
             },
             separators=(",", ":"),
         ).encode()
@@ -134,4 +140,5 @@ class ChangedGroups:
         return cls(
             store_days=frozenset((s, date.fromisoformat(d)) for s, d in body["store_days"]),
             event_times_ms=tuple(body.get("event_times_ms", ())),
+            store_sales=tuple((s, int(n), Decimal(r)) for s, n, r in body.get("store_sales", ())),
         )

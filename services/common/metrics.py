@@ -92,3 +92,11 @@ PRIVACY_EPSILON_SPENT = Gauge(
 PRIVACY_EPSILON_BUDGET = Gauge(
     "scout_privacy_epsilon_budget", "Differential-privacy budget configured", ["release"]
 )
+GOLD_FROM_SILVER = Histogram(
+    "scout_gold_from_silver_seconds",
+    "Silver commit (change announced) to the gold group recomputed and visible",
+    buckets=FRESHNESS_BUCKETS,
+)
+GOLD_PENDING_GROUPS = Gauge(
+    "scout_gold_pending_groups", "Gold groups waiting to be recomputed", ["kind"]
+)

@@ -40,6 +40,7 @@ MASTER_REFRESH_S = 60.0
 FRESHNESS_SAMPLE = 200  # source timestamps passed on to gold per message
 
 Publish = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) → delivered
+DaySales = dict[date, dict[str, tuple[int, Decimal]]]  # day → store → (transactions, revenue)
 
 
 class MasterData:
@@ -114,7 +115,9 @@ class SilverPipeline:
         )
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         self._observe(refined, unique, result)
-        await self.announce(result.groups, [r.kafka_timestamp for r in unique])
+        await self.announce(
+            result.groups, [r.kafka_timestamp for r in unique], _sales(refined, result)
+        )
         if recheck_stores and refined.waiting_stores and self.on_waiting_stores is not None:
             # The store may have been committed while this batch was in flight: the master
             # handler's own re-check ran before our quarantine rows existed. Check again.
@@ -152,7 +155,12 @@ class SilverPipeline:
         for record in records:
             publish.observe(max(0.0, (now - record.kafka_timestamp).total_seconds()))
 
-    async def announce(self, groups: set[tuple[str, date]], times: Sequence[datetime]) -> None:
+    async def announce(
+        self,
+        groups: set[tuple[str, date]],
+        times: Sequence[datetime],
+        sales: DaySales | None = None,
+    ) -> None:
         """One message per local day (the gold topic's key), so one gold worker owns a day."""
         by_day: dict[date, set[tuple[str, date]]] = defaultdict(set)
         for store_id, day in groups:
@@ -160,12 +168,29 @@ class SilverPipeline:
         step = max(1, len(times) // FRESHNESS_SAMPLE)
         sample = tuple(int(t.timestamp() * 1000) for t in list(times)[::step])
         for day, day_groups in by_day.items():
-            message = ChangedGroups(frozenset(day_groups), sample)
+            day_sales = (sales or {}).get(day, {})
+            message = ChangedGroups(
+                frozenset(day_groups),
+                sample,
+                tuple((s, n, r) for s, (n, r) in sorted(day_sales.items())),
+            )
             await self.publish(day.isoformat().encode(), message.encode())
 
     async def reprocess(self, rows: Sequence[BronzeRecordRow]) -> repo.MergeResult:
         """Run bronze rows (quarantined, or replayed) through the same pipeline."""
         return await self.process([decoded(row) for row in rows], recheck_stores=False)
+
+
+def _sales(
+    refined: Refined, result: repo.MergeResult
+) -> dict[date, dict[str, tuple[int, Decimal]]]:
+    """Transactions and revenue per (day, store) of the rows this batch wrote."""
+    sales: DaySales = defaultdict(dict)
+    for tid in result.merged_ids:
+        tx = refined.transactions[tid]
+        count, revenue = sales[tx.local_date].get(tx.store_id, (0, Decimal(0)))
+        sales[tx.local_date][tx.store_id] = (count + 1, revenue + tx.amount)
+    return sales
 
 
 def decoded(row: BronzeRecordRow) -> DecodedRecord:

@@ -7,6 +7,7 @@ returns the (store, day) a corrected row had before, so gold recomputes both gro
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -153,12 +154,14 @@ ORDER BY b.kafka_timestamp, b.kafka_topic, b.kafka_partition, b.kafka_offset, b.
 class MergeResult:
     changed_transactions: int
     groups: set[tuple[str, date]]
+    merged_ids: list[uuid.UUID]  # transactions inserted or replaced by a newer version
 
 
 async def write(conn: asyncpg.Connection, refined: Refined) -> MergeResult:
     """Merge one batch in the caller's transaction; returns the (store, day) groups touched."""
     groups = set(refined.groups)
     changed = 0
+    merged_ids: list[uuid.UUID] = []
     if refined.transactions:
         await conn.execute(CREATE_STAGES)
         txs = list(refined.transactions.values())
@@ -172,9 +175,9 @@ async def write(conn: asyncpg.Connection, refined: Refined) -> MergeResult:
             if row["old_store_id"] is not None:
                 groups.add((row["old_store_id"], row["old_local_date"]))
         if merged:
-            changed_ids = [row["transaction_id"] for row in merged]
-            await conn.execute(DELETE_ITEMS, changed_ids)
-            await conn.execute(INSERT_ITEMS, changed_ids)
+            merged_ids = [row["transaction_id"] for row in merged]
+            await conn.execute(DELETE_ITEMS, merged_ids)
+            await conn.execute(INSERT_ITEMS, merged_ids)
     if refined.spends:
         await conn.execute(MERGE_SPEND, *columns(refined.spends.values(), 9))
     if refined.readings:
@@ -187,7 +190,7 @@ async def write(conn: asyncpg.Connection, refined: Refined) -> MergeResult:
         await conn.execute(RESOLVE_QUARANTINE, accepted)
     if refined.lineage:
         await conn.execute(MERGE_LINEAGE, *columns(refined.lineage, 3))
-    return MergeResult(changed, groups)
+    return MergeResult(changed, groups, merged_ids)
 
 
 def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:

@@ -58,6 +58,7 @@ class SilverTransaction:
     rank: tuple[int, datetime, str]  # (version, kafka time, bronze id): the newest wins
     store_id: str
     local_date: date
+    amount: Decimal
 
 
 @dataclass
@@ -186,7 +187,9 @@ class Refiner:
             local_date, dow, dow in (0, 6), local.hour,
         )  # fmt: skip
         rank = (tx.version, record.kafka_timestamp, record.bronze_id)
-        return SilverTransaction(tid, row, tuple(items), rank, tx.store_id, local_date)
+        return SilverTransaction(
+            tid, row, tuple(items), rank, tx.store_id, local_date, tx.net_amount
+        )
 
     def _reading(self, out: Refined, record: DecodedRecord, reading: DeviceReading,
                  stores: Mapping[str, StoreRecord], ctx: Context) -> None:  # fmt: skip

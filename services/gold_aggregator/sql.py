@@ -1,0 +1,207 @@
+"""Gold SQL: how each gold group is computed from silver, as named constants.
+
+The same statements serve the incremental flush (the groups a batch touched), the rebuild
+and the reconciliation (all groups), so "incremental equals from scratch" holds by
+construction; ``scout gold verify`` checks it anyway.
+"""
+
+from __future__ import annotations
+
+# (store, local day) groups given as two parallel arrays: $1 text[], $2 date[].
+BUSINESS_METRICS_FRESH = """
+WITH keys AS (
+    SELECT DISTINCT store_id, date_key FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+), tx AS (
+    SELECT t.store_id, t.local_date AS date_key, min(t.region) AS region, min(t.city) AS city,
+           count(*)::integer AS transaction_count,
+           sum(t.amount) AS daily_revenue,
+           round(avg(t.amount), 4) AS avg_transaction,
+           count(DISTINCT t.customer_key)::integer AS unique_customers,
+           -- Exact median: the mean of the lower and upper middle values (equal when odd).
+           round((percentile_disc(0.5) WITHIN GROUP (ORDER BY t.amount)
+                  + percentile_disc(0.5) WITHIN GROUP (ORDER BY t.amount DESC)) / 2, 4)
+               AS median_amount,
+           round(stddev_samp(t.amount), 4) AS amount_stddev,
+           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'new'))::integer
+               AS new_customers,
+           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'regular'))::integer
+               AS returning_customers
+    FROM scout.silver_transactions_cleaned t
+    JOIN keys k ON t.store_id = k.store_id AND t.local_date = k.date_key
+    GROUP BY t.store_id, t.local_date
+), foot AS (
+    SELECT r.store_id, r.local_date AS date_key, sum(r.value) AS footfall
+    FROM scout.silver_device_readings r
+    JOIN keys k ON r.store_id = k.store_id AND r.local_date = k.date_key
+    WHERE r.kind = 'footfall'
+    GROUP BY r.store_id, r.local_date
+), spend AS (
+    SELECT s.store_id, s.spend_date AS date_key, sum(s.spend) AS campaign_spend
+    FROM scout.silver_campaign_spend s
+    JOIN keys k ON s.store_id = k.store_id AND s.spend_date = k.date_key
+    GROUP BY s.store_id, s.spend_date
+)
+SELECT tx.store_id, tx.date_key, tx.region, tx.city, tx.transaction_count, tx.daily_revenue,
+       tx.avg_transaction, tx.unique_customers, tx.median_amount, tx.amount_stddev,
+       tx.new_customers, tx.returning_customers,
+       coalesce(foot.footfall, 0)::bigint AS footfall,
+       CASE WHEN foot.footfall > 0 THEN round(tx.transaction_count / foot.footfall, 4) END
+           AS conversion_rate,
+       coalesce(spend.campaign_spend, 0) AS campaign_spend
+FROM tx
+LEFT JOIN foot USING (store_id, date_key)
+LEFT JOIN spend USING (store_id, date_key)
+"""
+
+BUSINESS_COLUMNS = (
+    "store_id", "date_key", "region", "city", "transaction_count", "daily_revenue",
+    "avg_transaction", "unique_customers", "median_amount", "amount_stddev", "new_customers",
+    "returning_customers", "footfall", "conversion_rate", "campaign_spend",
+)  # fmt: skip
+_BUSINESS_VALUES = ", ".join(BUSINESS_COLUMNS)
+_BUSINESS_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in BUSINESS_COLUMNS[2:])
+_BUSINESS_CHANGED = ", ".join(f"g.{c}" for c in BUSINESS_COLUMNS[2:])
+_BUSINESS_NEW = ", ".join(f"EXCLUDED.{c}" for c in BUSINESS_COLUMNS[2:])
+
+# Upsert the recomputed groups and drop the ones left without transactions (a correction
+# may move a transaction to another day or store). Returns the number of groups written.
+REFRESH_BUSINESS_METRICS = f"""
+WITH fresh AS ({BUSINESS_METRICS_FRESH}),
+gone AS (
+    DELETE FROM scout.gold_business_metrics g
+    USING unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+    WHERE g.store_id = k.store_id AND g.date_key = k.date_key
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.store_id = g.store_id
+                      AND f.date_key = g.date_key)
+    RETURNING 1
+), written AS (
+    INSERT INTO scout.gold_business_metrics AS g ({_BUSINESS_VALUES})
+    SELECT {_BUSINESS_VALUES} FROM fresh
+    ON CONFLICT (store_id, date_key) DO UPDATE SET {_BUSINESS_SET}, updated_at = now()
+    WHERE ({_BUSINESS_CHANGED}) IS DISTINCT FROM ({_BUSINESS_NEW})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS deleted
+"""
+
+# Day-wide tables, for the local days in $1 date[].
+CUSTOMER_INSIGHTS_FRESH = """
+WITH per_customer AS (
+    SELECT t.customer_type AS segment, t.local_date AS date_key, t.customer_key,
+           count(*) AS n
+    FROM scout.silver_transactions_cleaned t
+    WHERE t.local_date = ANY($1::date[]) AND t.customer_key IS NOT NULL
+    GROUP BY 1, 2, 3
+), repeaters AS (
+    SELECT segment, date_key, count(*) FILTER (WHERE n >= 2) AS repeat_customers,
+           count(*) AS customers
+    FROM per_customer GROUP BY 1, 2
+)
+SELECT t.customer_type AS segment, t.local_date AS date_key,
+       count(*)::integer AS transaction_count,
+       sum(t.amount) AS revenue,
+       count(DISTINCT t.customer_key)::integer AS customers,
+       round(avg(t.unit_count), 4) AS avg_basket_size,
+       round(avg(t.amount), 4) AS avg_basket_value,
+       round(max(r.repeat_customers)::numeric / nullif(max(r.customers), 0), 4) AS repeat_rate
+FROM scout.silver_transactions_cleaned t
+LEFT JOIN repeaters r ON r.segment = t.customer_type AND r.date_key = t.local_date
+WHERE t.local_date = ANY($1::date[])
+GROUP BY t.customer_type, t.local_date
+"""
+CUSTOMER_COLUMNS = (
+    "segment", "date_key", "transaction_count", "revenue", "customers", "avg_basket_size",
+    "avg_basket_value", "repeat_rate",
+)  # fmt: skip
+
+GEOGRAPHIC_FRESH = """
+WITH per_city AS (
+    SELECT t.region, t.city, t.local_date AS date_key, sum(t.amount) AS revenue,
+           count(*)::integer AS transaction_count,
+           count(DISTINCT t.store_id)::integer AS active_stores
+    FROM scout.silver_transactions_cleaned t
+    WHERE t.local_date = ANY($1::date[])
+    GROUP BY 1, 2, 3
+)
+SELECT region, city, date_key, revenue, transaction_count, active_stores,
+       round(revenue / nullif(sum(revenue) OVER (PARTITION BY date_key), 0), 6)
+           AS share_of_total
+FROM per_city
+"""
+GEOGRAPHIC_COLUMNS = (
+    "region", "city", "date_key", "revenue", "transaction_count", "active_stores",
+    "share_of_total",
+)  # fmt: skip
+
+PRODUCT_FRESH = """
+WITH per_brand AS (
+    SELECT i.category, coalesce(i.brand, 'unknown') AS brand, i.local_date AS date_key,
+           sum(i.qty)::integer AS units, sum(i.line_amount) AS revenue,
+           count(DISTINCT i.transaction_id)::integer AS transaction_count
+    FROM scout.silver_transaction_items i
+    WHERE i.local_date = ANY($1::date[])
+    GROUP BY 1, 2, 3
+)
+SELECT category, brand, date_key, units, revenue, transaction_count,
+       round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0), 6)
+           AS share_within_category,
+       rank() OVER (PARTITION BY category, date_key ORDER BY revenue DESC, brand)::integer
+           AS rank_in_category
+FROM per_brand
+"""
+PRODUCT_COLUMNS = (
+    "category", "brand", "date_key", "units", "revenue", "transaction_count",
+    "share_within_category", "rank_in_category",
+)  # fmt: skip
+
+# (table, fresh query, columns) of the day-wide tables: refreshed by replacing the days.
+DAY_TABLES = (
+    ("gold_customer_insights", CUSTOMER_INSIGHTS_FRESH, CUSTOMER_COLUMNS),
+    ("gold_geographic_performance", GEOGRAPHIC_FRESH, GEOGRAPHIC_COLUMNS),
+    ("gold_product_performance", PRODUCT_FRESH, PRODUCT_COLUMNS),
+)
+
+
+def refresh_day_table(table: str, fresh: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """Statements that replace the rows of the days in $1 by their recomputation (run both in
+    one transaction; one statement cannot delete and re-insert the same key)."""
+    cols = ", ".join(columns)
+    return (
+        f"DELETE FROM scout.{table} WHERE date_key = ANY($1::date[])",
+        f"INSERT INTO scout.{table} ({cols}) SELECT {cols} FROM ({fresh}) AS fresh",
+    )
+
+
+# The pending queue: enqueue (idempotent, keeps the oldest event time), and claim a slice.
+ENQUEUE = """
+INSERT INTO scout.gold_pending_groups AS p (kind, store_id, date_key, oldest_event_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::timestamptz[])
+ON CONFLICT (kind, store_id, date_key) DO UPDATE
+SET oldest_event_at = least(p.oldest_event_at, EXCLUDED.oldest_event_at)
+"""
+CLAIM = """
+DELETE FROM scout.gold_pending_groups
+WHERE ctid IN (
+    SELECT ctid FROM scout.gold_pending_groups WHERE kind = $1
+    ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+RETURNING store_id, date_key, oldest_event_at, enqueued_at
+"""
+
+# All groups that exist in silver or gold (for rebuild and verify), from a day on ($1).
+ALL_STORE_DAYS = """
+SELECT store_id, local_date AS date_key FROM scout.silver_transactions_cleaned
+WHERE local_date >= $1 GROUP BY 1, 2
+UNION
+SELECT store_id, date_key FROM scout.gold_business_metrics WHERE date_key >= $1
+"""
+ALL_DAYS = """
+SELECT DISTINCT local_date AS date_key FROM scout.silver_transactions_cleaned
+WHERE local_date >= $1
+UNION
+SELECT date_key FROM scout.gold_customer_insights WHERE date_key >= $1
+UNION
+SELECT date_key FROM scout.gold_geographic_performance WHERE date_key >= $1
+UNION
+SELECT date_key FROM scout.gold_product_performance WHERE date_key >= $1
+"""
