@@ -1,0 +1,78 @@
+"""``scout gold rebuild`` and ``scout gold verify``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from services.common.db import create_pool
+from services.common.settings import Settings
+from services.gold_aggregator import repo
+
+CHUNK = 2000
+
+
+def register(subparsers: Any) -> None:
+    gold = subparsers.add_parser(
+        "gold", help="rebuild or verify the gold aggregates",
+        description="Gold aggregates are kept incrementally by `scout run gold`; these "
+        "commands recompute them from silver, or check them against a recomputation.",
+    )  # fmt: skip
+    sub = gold.add_subparsers(dest="gold_command", metavar="ACTION", required=True)
+    rebuild = sub.add_parser("rebuild", help="recompute gold from silver")
+    rebuild.add_argument("--from", dest="from_date", type=date.fromisoformat,
+                         default=date(1970, 1, 1), help="first local day (YYYY-MM-DD)")  # fmt: skip
+    rebuild.set_defaults(func=_rebuild)
+    verify = sub.add_parser(
+        "verify", help="compare gold with a from-scratch recomputation (exit 1 on mismatch)"
+    )
+    verify.add_argument("--days", type=int, default=35, help="how many recent days (default 35)")
+    verify.add_argument("--from", dest="from_date", type=date.fromisoformat, default=None,
+                        help="first local day instead of --days")  # fmt: skip
+    verify.set_defaults(func=_verify)
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        pool = await create_pool(settings, "gold")
+        started = time.monotonic()
+        try:
+            async with pool.acquire() as conn:
+                store_days = await repo.all_store_days(conn, args.from_date)
+                days = await repo.all_days(conn, args.from_date)
+            print(f"rebuilding {len(store_days):,} store-days and {len(days):,} days", flush=True)
+            for i in range(0, len(store_days), CHUNK):
+                async with pool.acquire() as conn, conn.transaction():
+                    await repo.refresh_store_days(conn, store_days[i : i + CHUNK])
+                print(f"  store-days {min(i + CHUNK, len(store_days)):,}/{len(store_days):,}",
+                      flush=True)  # fmt: skip
+            for i in range(0, len(days), 31):
+                async with pool.acquire() as conn, conn.transaction():
+                    await repo.refresh_days(conn, days[i : i + 31])
+            print(f"gold rebuilt in {time.monotonic() - started:.1f}s")
+            return 0
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        pool = await create_pool(settings, "gold")
+        since = args.from_date or date.today() - timedelta(days=args.days)
+        try:
+            async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                result = await repo.mismatches(conn, since)
+        finally:
+            await pool.close()
+        for table, n in result.items():
+            print(f"{table:<32} {n:>6} mismatches")
+        total = sum(result.values())
+        print(f"gold since {since}: {'OK, equals silver' if total == 0 else f'{total} mismatches'}")
+        return 0 if total == 0 else 1
+
+    return asyncio.run(run())
