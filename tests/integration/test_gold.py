@@ -58,8 +58,9 @@ async def until_gold_settles(db: asyncpg.Connection, timeout: float = 60) -> Non
     await wait_for(settled, timeout=timeout)
 
 
-def expected_business(tx: list[asyncpg.Record], readings: list[asyncpg.Record],
-                      spend: list[asyncpg.Record]) -> dict[tuple[str, date], tuple[Any, ...]]:  # fmt: skip
+def expected_business(
+    tx: list[asyncpg.Record], readings: list[asyncpg.Record], spend: list[asyncpg.Record]
+) -> dict[tuple[str, date], tuple[Any, ...]]:
     """gold_business_metrics computed in Python, independently of the service's SQL."""
     groups: dict[tuple[str, date], list[asyncpg.Record]] = defaultdict(list)
     for t in tx:
@@ -76,16 +77,25 @@ def expected_business(tx: list[asyncpg.Record], readings: list[asyncpg.Record],
         amounts = [r["amount"] for r in rows]
         customers = {r["customer_key"] for r in rows if r["customer_key"]}
         new = {r["customer_key"] for r in rows if r["customer_key"] and r["customer_type"] == "new"}
-        regular = {r["customer_key"] for r in rows
-                   if r["customer_key"] and r["customer_type"] == "regular"}  # fmt: skip
+        regular = {
+            r["customer_key"] for r in rows if r["customer_key"] and r["customer_type"] == "regular"
+        }
         feet = footfall.get(key, Decimal(0))
         out[key] = (
-            rows[0]["region"], rows[0]["city"], len(rows), sum(amounts),
-            q(sum(amounts) / len(amounts)), len(customers), q(statistics.median(amounts)),
-            q(statistics.stdev(amounts)) if len(amounts) > 1 else None, len(new), len(regular),
-            int(feet), q(Decimal(len(rows)) / feet) if feet > 0 else None,
+            rows[0]["region"],
+            rows[0]["city"],
+            len(rows),
+            sum(amounts),
+            q(sum(amounts) / len(amounts)),
+            len(customers),
+            q(statistics.median(amounts)),
+            q(statistics.stdev(amounts)) if len(amounts) > 1 else None,
+            len(new),
+            len(regular),
+            int(feet),
+            q(Decimal(len(rows)) / feet) if feet > 0 else None,
             spent.get(key, Decimal(0)),
-        )  # fmt: skip
+        )
     return out
 
 
@@ -108,7 +118,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["footfall"],
             g["conversion_rate"],
             g["campaign_spend"],
-        )  # fmt: skip
+        )
         for g in await db.fetch("SELECT * FROM scout.gold_business_metrics")
     }
     assert gold == expected_business(tx, readings, spend)
@@ -120,15 +130,23 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
         geo[(t["region"], t["city"], t["local_date"])].append(t)
         day_total[t["local_date"]] += t["amount"]
     expected_geo = {
-        key: (sum(r["amount"] for r in rows), len(rows), len({r["store_id"] for r in rows}),
-              q(sum(r["amount"] for r in rows) / day_total[key[2]], Decimal("0.000001")))
+        key: (
+            sum(r["amount"] for r in rows),
+            len(rows),
+            len({r["store_id"] for r in rows}),
+            q(sum(r["amount"] for r in rows) / day_total[key[2]], Decimal("0.000001")),
+        )
         for key, rows in geo.items()
-    }  # fmt: skip
+    }
     stored_geo = {
         (g["region"], g["city"], g["date_key"]): (
-            g["revenue"], g["transaction_count"], g["active_stores"], g["share_of_total"])
+            g["revenue"],
+            g["transaction_count"],
+            g["active_stores"],
+            g["share_of_total"],
+        )
         for g in await db.fetch("SELECT * FROM scout.gold_geographic_performance")
-    }  # fmt: skip
+    }
     assert stored_geo == expected_geo
 
     segments: dict[tuple[str, date], list[asyncpg.Record]] = defaultdict(list)
@@ -140,19 +158,30 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
         for r in rows:
             if r["customer_key"]:
                 per_customer[r["customer_key"]] += 1
-        repeat = (q(Decimal(sum(1 for n in per_customer.values() if n >= 2)) / len(per_customer))
-                  if per_customer else None)  # fmt: skip
+        repeat = (
+            q(Decimal(sum(1 for n in per_customer.values() if n >= 2)) / len(per_customer))
+            if per_customer
+            else None
+        )
         expected_segments[key] = (
-            len(rows), sum(r["amount"] for r in rows), len(per_customer),
+            len(rows),
+            sum(r["amount"] for r in rows),
+            len(per_customer),
             q(Decimal(sum(r["unit_count"] for r in rows)) / len(rows)),
-            q(sum(r["amount"] for r in rows) / len(rows)), repeat,
-        )  # fmt: skip
+            q(sum(r["amount"] for r in rows) / len(rows)),
+            repeat,
+        )
     stored_segments = {
         (g["segment"], g["date_key"]): (
-            g["transaction_count"], g["revenue"], g["customers"], g["avg_basket_size"],
-            g["avg_basket_value"], g["repeat_rate"])
+            g["transaction_count"],
+            g["revenue"],
+            g["customers"],
+            g["avg_basket_size"],
+            g["avg_basket_value"],
+            g["repeat_rate"],
+        )
         for g in await db.fetch("SELECT * FROM scout.gold_customer_insights")
-    }  # fmt: skip
+    }
     assert stored_segments == expected_segments
 
     items = await db.fetch("SELECT * FROM scout.silver_transaction_items")
@@ -165,38 +194,64 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
     expected_products = {}
     for (category, brand, day), rows in brands.items():
         rank = 1 + sum(
-            1 for (c, b, d), r in revenue.items()
-            if (c, d) == (category, day) and (r > revenue[(category, brand, day)]
-                                              or (r == revenue[(category, brand, day)] and b < brand))
-        )  # fmt: skip
+            1
+            for (c, b, d), r in revenue.items()
+            if (c, d) == (category, day)
+            and (
+                r > revenue[(category, brand, day)]
+                or (r == revenue[(category, brand, day)] and b < brand)
+            )
+        )
         expected_products[(category, brand, day)] = (
-            sum(i["qty"] for i in rows), revenue[(category, brand, day)],
+            sum(i["qty"] for i in rows),
+            revenue[(category, brand, day)],
             len({i["transaction_id"] for i in rows}),
-            q(revenue[(category, brand, day)] / category_total[(category, day)],
-              Decimal("0.000001")),
+            q(
+                revenue[(category, brand, day)] / category_total[(category, day)],
+                Decimal("0.000001"),
+            ),
             rank,
-        )  # fmt: skip
+        )
     stored_products = {
         (g["category"], g["brand"], g["date_key"]): (
-            g["units"], g["revenue"], g["transaction_count"], g["share_within_category"],
-            g["rank_in_category"])
+            g["units"],
+            g["revenue"],
+            g["transaction_count"],
+            g["share_within_category"],
+            g["rank_in_category"],
+        )
         for g in await db.fetch("SELECT * FROM scout.gold_product_performance")
-    }  # fmt: skip
+    }
     assert stored_products == expected_products
 
 
 async def test_gold_equals_silver_after_faulty_traffic_with_late_data_and_corrections(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path, chain: list[ServiceProcess]
 ) -> None:
-    manifest = simulate(settings, tmp_path, "--rate", "2000", "--duration", "4", "--faults",
-                        "0.1", "--seed", "21", "--stores", "15")  # fmt: skip
+    manifest = simulate(
+        settings,
+        tmp_path,
+        "--rate",
+        "2000",
+        "--duration",
+        "4",
+        "--faults",
+        "0.1",
+        "--seed",
+        "21",
+        "--stores",
+        "15",
+    )
     assert manifest["faults"]["late"] > 0 and manifest["faults"]["correction"] > 0
     await until_silver_settles(db, manifest)
     await until_gold_settles(db)
     result = subprocess.run(
         [sys.executable, "-m", "services.cli", "gold", "verify", "--days", "60"],
-        env=settings_env(settings), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 mismatches" in result.stdout
     await assert_gold_equals_independent_recomputation(db)
@@ -204,13 +259,43 @@ async def test_gold_equals_silver_after_faulty_traffic_with_late_data_and_correc
     assert gold.metric("scout_freshness_seconds_count", layer="gold") > 0
 
 
-def _silver_row(store: str, day: date, amount: str, customer: str | None, ctype: str,
-                units: int = 1) -> tuple[Any, ...]:  # fmt: skip
+def _silver_row(
+    store: str, day: date, amount: str, customer: str | None, ctype: str, units: int = 1
+) -> tuple[Any, ...]:
     tid = uuid.uuid4()
-    return (tid, "pos", str(tid), 1, uuid.uuid4(), "2026-11-20T00:00:00Z", store,
-            "2026-11-20T02:00:00Z", Decimal(amount), Decimal(amount), Decimal(0), "PHP",
-            "snacks", "Oishi", ctype, customer, None, None, None, None, None, None, 1, units,
-            "NCR", "Quezon City", "Asia/Manila", day, 5, False, 10)  # fmt: skip
+    return (
+        tid,
+        "pos",
+        str(tid),
+        1,
+        uuid.uuid4(),
+        "2026-11-20T00:00:00Z",
+        store,
+        "2026-11-20T02:00:00Z",
+        Decimal(amount),
+        Decimal(amount),
+        Decimal(0),
+        "PHP",
+        "snacks",
+        "Oishi",
+        ctype,
+        customer,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        1,
+        units,
+        "NCR",
+        "Quezon City",
+        "Asia/Manila",
+        day,
+        5,
+        False,
+        10,
+    )
 
 
 async def test_hand_computed_store_day(db: asyncpg.Connection) -> None:
@@ -222,9 +307,13 @@ async def test_hand_computed_store_day(db: asyncpg.Connection) -> None:
         _silver_row("S1", day, "40.00", None, "walk_in"),
         _silver_row("S2", day, "99.99", "c-x", "regular"),
     ]
-    columns = [r["column_name"] for r in await db.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'scout' "
-        "AND table_name = 'silver_transactions_cleaned' ORDER BY ordinal_position")][:31]  # fmt: skip
+    columns = [
+        r["column_name"]
+        for r in await db.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'scout' "
+            "AND table_name = 'silver_transactions_cleaned' ORDER BY ordinal_position"
+        )
+    ][:31]
     await db.executemany(
         f"INSERT INTO scout.silver_transactions_cleaned ({', '.join(columns)}) VALUES "
         f"({', '.join(f'${i}' for i in range(1, 32))})",
@@ -234,13 +323,16 @@ async def test_hand_computed_store_day(db: asyncpg.Connection) -> None:
         "INSERT INTO scout.silver_device_readings (device_id, kind, occurred_at, store_id, value, "
         "local_date, bronze_id) VALUES ('D1', 'footfall', now(), 'S1', 5, $1, $2), "
         "('D1', 'footfall', now() - interval '1 hour', 'S1', 3, $1, $3)",
-        day, uuid.uuid4(), uuid.uuid4(),
-    )  # fmt: skip
+        day,
+        uuid.uuid4(),
+        uuid.uuid4(),
+    )
     await db.execute(
         "INSERT INTO scout.silver_campaign_spend (campaign_id, store_id, spend_date, spend, "
         "bronze_id, kafka_timestamp) VALUES ('CMP-1', 'S1', $1, 150.00, $2, now())",
-        day, uuid.uuid4(),
-    )  # fmt: skip
+        day,
+        uuid.uuid4(),
+    )
     async with db.transaction():
         assert await repo.refresh_store_days(db, [("S1", day), ("S2", day), ("S3", day)]) == 2
         await repo.refresh_days(db, [day])
@@ -278,48 +370,83 @@ def _ts(value: Any) -> Any:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
 
 
-def _pos(event_id: str, amount: str, store: str, version: int = 1,
-         when: str = "2026-11-20T10:15:00+08:00") -> bytes:  # fmt: skip
-    return json.dumps({
-        "schema": "pos.transaction/1", "event_id": event_id, "store_id": store,
-        "occurred_at": when, "total_amount": amount, "version": version,
-        "items": [{"sku": "P-1", "qty": 1, "unit_price": amount}],
-    }).encode()  # fmt: skip
+def _pos(
+    event_id: str,
+    amount: str,
+    store: str,
+    version: int = 1,
+    when: str = "2026-11-20T10:15:00+08:00",
+) -> bytes:
+    return json.dumps(
+        {
+            "schema": "pos.transaction/1",
+            "event_id": event_id,
+            "store_id": store,
+            "occurred_at": when,
+            "total_amount": amount,
+            "version": version,
+            "items": [{"sku": "P-1", "qty": 1, "unit_price": amount}],
+        }
+    ).encode()
 
 
 async def test_correction_moves_exactly_its_store_day(
     settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
 ) -> None:
     topics = topics_for(settings)
-    stores = [(topics.master_stores, s.encode(), json.dumps({
-        "schema": "master.store/1", "store_id": s, "name": s, "region": "NCR",
-        "city": "Makati", "timezone": "Asia/Manila"}).encode()) for s in ("S1", "S2")]  # fmt: skip
+    stores = [
+        (
+            topics.master_stores,
+            s.encode(),
+            json.dumps(
+                {
+                    "schema": "master.store/1",
+                    "store_id": s,
+                    "name": s,
+                    "region": "NCR",
+                    "city": "Makati",
+                    "timezone": "Asia/Manila",
+                }
+            ).encode(),
+        )
+        for s in ("S1", "S2")
+    ]
     await publish(settings, stores)
-    await wait_for(lambda: db.fetchval("SELECT count(*) = 2 FROM scout.silver_master_stores"),
-                   timeout=60)  # fmt: skip
-    first = [(topics.pos, b"S1", _pos("A", "100.00", "S1")),
-             (topics.pos, b"S1", _pos("B", "20.00", "S1")),
-             (topics.pos, b"S1", _pos("C", "30.00", "S1")),
-             (topics.pos, b"S1", _pos("D", "70.00", "S1", when="2026-11-21T10:00:00+08:00")),
-             (topics.pos, b"S2", _pos("E", "55.00", "S2"))]  # fmt: skip
+    await wait_for(
+        lambda: db.fetchval("SELECT count(*) = 2 FROM scout.silver_master_stores"), timeout=60
+    )
+    first = [
+        (topics.pos, b"S1", _pos("A", "100.00", "S1")),
+        (topics.pos, b"S1", _pos("B", "20.00", "S1")),
+        (topics.pos, b"S1", _pos("C", "30.00", "S1")),
+        (topics.pos, b"S1", _pos("D", "70.00", "S1", when="2026-11-21T10:00:00+08:00")),
+        (topics.pos, b"S2", _pos("E", "55.00", "S2")),
+    ]
     await publish(settings, first)
     await until_gold_settles(db)
-    before = {(r["store_id"], r["date_key"]): r for r in await db.fetch(
-        "SELECT * FROM scout.gold_business_metrics")}  # fmt: skip
+    before = {
+        (r["store_id"], r["date_key"]): r
+        for r in await db.fetch("SELECT * FROM scout.gold_business_metrics")
+    }
     s1 = before[("S1", date(2026, 11, 20))]
     assert (s1["daily_revenue"], s1["median_amount"]) == (Decimal("150.00"), Decimal("30.0000"))
 
     await publish(settings, [(topics.pos, b"S1", _pos("A", "40.00", "S1", version=2))])
 
     async def corrected() -> bool:
-        return bool(await db.fetchval(
-            "SELECT daily_revenue = 90.00 FROM scout.gold_business_metrics "
-            "WHERE store_id = 'S1' AND date_key = '2026-11-20'"))  # fmt: skip
+        return bool(
+            await db.fetchval(
+                "SELECT daily_revenue = 90.00 FROM scout.gold_business_metrics "
+                "WHERE store_id = 'S1' AND date_key = '2026-11-20'"
+            )
+        )
 
     await wait_for(corrected, timeout=30)
     await asyncio.sleep(1.5)  # let any stray recomputation happen before comparing
-    after = {(r["store_id"], r["date_key"]): r for r in await db.fetch(
-        "SELECT * FROM scout.gold_business_metrics")}  # fmt: skip
+    after = {
+        (r["store_id"], r["date_key"]): r
+        for r in await db.fetch("SELECT * FROM scout.gold_business_metrics")
+    }
     s1 = after[("S1", date(2026, 11, 20))]
     assert (s1["daily_revenue"], s1["avg_transaction"], s1["median_amount"]) == (
         Decimal("90.00"),
