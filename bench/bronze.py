@@ -358,7 +358,7 @@ async def run_writer_code_raw(s: Scenario, n: int, batch: int = 5000) -> Landed:
     writer = BronzeWriter.__new__(BronzeWriter)  # no Faust app: only the batch methods
     writer.repo = BronzeRepo()
     writer.max_bytes = settings.max_record_bytes
-    producer = make_producer(settings, enable_idempotence=False, acks=1, linger_ms=5)
+    producer = make_producer(settings, linger_ms=5)  # as Faust's producer_linger_ms
     conn = await asyncpg.connect(
         s.url, server_settings={"role": settings.db_role_bronze, "timezone": "UTC"}
     )
