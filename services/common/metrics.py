@@ -35,13 +35,14 @@ CONSUMER_LAG = Gauge(
 )
 FRESHNESS = Histogram(
     "scout_freshness_seconds",
-    "Event time (source timestamp) to committed in the layer",
+    "Source record time (its Kafka timestamp, set when the event was published) to "
+    "committed and visible in the layer: the SLA measure",
     ["layer"],
     buckets=FRESHNESS_BUCKETS,
 )
 PUBLISH_FRESHNESS = Histogram(
     "scout_publish_freshness_seconds",
-    "Kafka publish time of the source record to committed in the layer",
+    "Kafka publish time of the record the layer consumed to committed in the layer",
     ["layer"],
     buckets=FRESHNESS_BUCKETS,
 )
@@ -99,4 +100,10 @@ GOLD_FROM_SILVER = Histogram(
 )
 GOLD_PENDING_GROUPS = Gauge(
     "scout_gold_pending_groups", "Gold groups waiting to be recomputed", ["kind"]
+)
+EVENT_LATENESS = Histogram(
+    "scout_event_lateness_seconds",
+    "Business event time (occurred_at) to committed in silver: shows late-arriving data",
+    ["layer"],
+    buckets=(*FRESHNESS_BUCKETS[:-1], 86400, 7 * 86400, 30 * 86400, float("inf")),
 )

@@ -22,6 +22,7 @@ from services.common.handoff import ChangedGroups, DecodedRecord
 from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,
+    EVENT_LATENESS,
     FRESHNESS,
     PUBLISH_FRESHNESS,
     QUALITY_SCORE,
@@ -150,10 +151,13 @@ class SilverPipeline:
             QUALITY_SCORE.labels(LAYER).set(self.valid_total / self.seen_total)
         now = datetime.now(UTC)
         freshness, publish = FRESHNESS.labels(LAYER), PUBLISH_FRESHNESS.labels(LAYER)
+        lateness = EVENT_LATENESS.labels(LAYER)
         for occurred in refined.event_times:
-            freshness.observe(max(0.0, (now - occurred).total_seconds()))
+            lateness.observe(max(0.0, (now - occurred).total_seconds()))
         for record in records:
-            publish.observe(max(0.0, (now - record.kafka_timestamp).total_seconds()))
+            age = max(0.0, (now - record.kafka_timestamp).total_seconds())
+            freshness.observe(age)
+            publish.observe(age)
 
     async def announce(
         self,
