@@ -46,9 +46,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of traffic, then drain, summarise and stop")  # fmt: skip
     parser.add_argument("--faults", type=float, default=0.05, help="faulty share (0.05)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="simulator seed (default: a new one each run; the same seed in "
-                        "the same hour re-sends identical events, which silver de-duplicates)")  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="simulator seed (default: a new one each run; the same seed in the same hour "
+        "re-sends identical events, which silver de-duplicates)",
+    )  # fmt: skip
     parser.add_argument("--stores", type=int, default=30)
     parser.add_argument("--days", type=int, default=0, help="days of history to backfill first")
     parser.add_argument("--port-base", type=int, default=6066,

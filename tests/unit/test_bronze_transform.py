@@ -9,10 +9,10 @@ import pytest
 from services.bronze_writer.transform import (
     KafkaCoordinates,
     bronze_id,
-    kafka_time,
     land,
 )
 from services.common.handoff import decode_landed, encode_landed
+from services.common.kafka import kafka_time
 
 K = KafkaCoordinates("scout.pos.transactions", 2, 41, datetime(2026, 11, 25, 2, 15, tzinfo=UTC))
 LIMIT = 1024 * 1024
