@@ -49,7 +49,7 @@ def insights(
     for row in spend:
         campaigns.setdefault(row.campaign_id, []).append(row)
     stores_all = set(all_stores)
-    out = []
+    out: list[tuple[object, ...]] = []
     for campaign_id in sorted(campaigns):
         rows = campaigns[campaign_id]
         first, last = min(r.spend_date for r in rows), max(r.spend_date for r in rows)

@@ -1,0 +1,182 @@
+"""The platinum jobs, declared as data: name, cadence, period, build.
+
+A job's *period* is the as-of day a run builds (by default yesterday, UTC: the last complete
+day). ``build(conn, period, cfg)`` runs inside one transaction opened by the scheduler: it
+reads gold/silver, computes with the pure modules, deletes the rows of its scope and COPYs
+the new ones. So readers see the old rows or the new ones, never a half-written table, and
+running a job twice for the same period leaves identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from services.platinum_builder import campaigns, features, forecast, privacy, sql
+from services.platinum_builder.config import PlatinumSettings
+
+Build = Callable[[asyncpg.Connection, date, PlatinumSettings], Awaitable[int]]
+RELEASE = "anonymized_analytics"
+SUMMARY_DAYS, TREND_DAYS, HISTORY_DAYS = 30, 90, 365
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cadence_s: float
+    build: Build
+    description: str
+
+    def period(self, now: datetime) -> date:
+        """The as-of day a run at ``now`` builds: the last complete UTC day."""
+        return (now.astimezone(UTC) - timedelta(days=1)).date()
+
+
+async def _copy(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+                records: list[tuple[object, ...]]) -> int:  # fmt: skip
+    if records:
+        await conn.copy_records_to_table(table, schema_name="scout", columns=list(columns),
+                                         records=records)  # fmt: skip
+    return len(records)
+
+
+async def build_ml_features(conn: asyncpg.Connection, as_of: date, cfg: PlatinumSettings) -> int:
+    start = as_of - timedelta(days=cfg.platinum_ml_lookback_days - 1)
+    read_start = start - timedelta(days=features.HISTORY_DAYS)
+    gold = [features.GoldDay(**dict(r)) for r in await conn.fetch(sql.GOLD_DAYS, read_start, as_of)]
+    first = {r["store_id"]: r["first_day"] for r in await conn.fetch(sql.FIRST_DAYS, as_of)}
+    units = {(r["store_id"], r["local_date"]): r["units"]
+             for r in await conn.fetch(sql.BASKET_UNITS, start, as_of)}  # fmt: skip
+    rows = features.build_features(gold, first, units, start, as_of, as_of)
+    await conn.execute(sql.DELETE_FEATURES, start, as_of)
+    return await _copy(conn, "platinum_ml_features", features.COLUMNS, rows)
+
+
+async def _daily(conn: asyncpg.Connection, start: date, end: date) -> dict[date, float]:
+    return {r["date_key"]: r["revenue"] for r in await conn.fetch(sql.DAILY_TOTALS, start, end)}
+
+
+async def build_executive_summary(conn: asyncpg.Connection, as_of: date,
+                                  cfg: PlatinumSettings) -> int:  # fmt: skip
+    window_start = as_of - timedelta(days=SUMMARY_DAYS - 1)
+    kpi = await conn.fetchrow(sql.KPIS, window_start, as_of)
+    trend = await conn.fetchrow(sql.TRENDS, as_of - timedelta(days=TREND_DAYS - 1), as_of)
+    points = await _daily(conn, as_of - timedelta(days=HISTORY_DAYS - 1), as_of)
+    first = min(points, default=as_of)
+    days, values = forecast.dense(points, first, as_of)
+    f = forecast.forecast(days, values, 30)
+    active = int(kpi["active_stores"])
+    total: Decimal = kpi["total_revenue"]
+    await conn.execute("DELETE FROM scout.platinum_executive_summary WHERE as_of = $1", as_of)
+    await conn.execute(
+        "INSERT INTO scout.platinum_executive_summary (as_of, window_start, window_end, "
+        "total_revenue, active_stores, avg_store_revenue, revenue_trend_per_day, "
+        "campaign_correlation, forecast_method, forecast_30d, forecast_30d_lower, "
+        "forecast_30d_upper, interval_level, backtest_days, backtest_mape, baseline_method, "
+        "baseline_mape) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+        as_of, window_start, as_of, total, active, total / active if active else None,
+        trend["trend"], trend["correlation"], f.model, f.total, f.lower, f.upper, f.level,
+        forecast.HOLDOUT, f.backtest_mape, f.baseline, f.baseline_mape,
+    )  # fmt: skip
+    return 1
+
+
+async def build_campaign_insights(conn: asyncpg.Connection, as_of: date,
+                                  cfg: PlatinumSettings) -> int:  # fmt: skip
+    spend = [campaigns.Spend(**dict(r)) for r in await conn.fetch(sql.CAMPAIGN_SPEND, as_of)]
+    rows: list[tuple[object, ...]] = []
+    if spend:
+        start = min(s.spend_date for s in spend) - timedelta(days=campaigns.PRE_DAYS)
+        revenue = {(r["store_id"], r["date_key"]): r["revenue"]
+                   for r in await conn.fetch(sql.STORE_REVENUE, start, as_of)}  # fmt: skip
+        stores = [r["store_id"] for r in await conn.fetch(sql.ALL_STORES, as_of)]
+        attributed = {r["campaign_id"]: r["revenue"]
+                      for r in await conn.fetch(sql.ATTRIBUTED, as_of)}  # fmt: skip
+        rows = campaigns.insights(spend, revenue, stores, attributed, as_of)
+    await conn.execute("DELETE FROM scout.platinum_campaign_insights")
+    return await _copy(conn, "platinum_campaign_insights", campaigns.COLUMNS, rows)
+
+
+async def build_market_predictions(conn: asyncpg.Connection, as_of: date,
+                                   cfg: PlatinumSettings) -> int:  # fmt: skip
+    start = as_of - timedelta(days=HISTORY_DAYS - 1)
+    series: dict[str, dict[date, float]] = {}
+    for r in await conn.fetch(sql.REGION_DAILY, start, as_of):
+        series.setdefault(r["region"], {})[r["date_key"]] = r["revenue"]
+    rows: list[tuple[object, ...]] = []
+    for region in sorted(series):
+        days, values = forecast.dense(series[region], min(series[region]), as_of)
+        for horizon in (7, 30):
+            f = forecast.forecast(days, values, horizon)
+            rows.append((region, horizon, as_of + timedelta(days=1),
+                         as_of + timedelta(days=horizon), f.total, f.lower, f.upper, f.level,
+                         f.model, f.backtest_mape, f.baseline, f.baseline_mape, as_of))  # fmt: skip
+    await conn.execute("DELETE FROM scout.platinum_market_predictions")
+    columns = ("region", "horizon_days", "forecast_start", "forecast_end", "predicted_revenue",
+               "lower_bound", "upper_bound", "interval_level", "model", "backtest_mape",
+               "baseline_model", "baseline_mape", "as_of")  # fmt: skip
+    return await _copy(conn, "platinum_market_predictions", columns, rows)
+
+
+def privacy_params(cfg: PlatinumSettings) -> privacy.PrivacyParams:
+    return privacy.PrivacyParams(cfg.privacy_epsilon_per_release, cfg.privacy_delta,
+                                 cfg.privacy_max_partitions, cfg.privacy_max_contributions,
+                                 cfg.privacy_amount_max)  # fmt: skip
+
+
+async def build_anonymized_analytics(conn: asyncpg.Connection, as_of: date,
+                                     cfg: PlatinumSettings) -> int:  # fmt: skip
+    """Release every complete week not released yet (each once); refuse all of them if the
+    budget cannot pay for all."""
+    params = privacy_params(cfg)
+    await conn.execute(sql.LEDGER_LOCK)
+    since = as_of - timedelta(weeks=cfg.privacy_lookback_weeks)
+    released = {r["period"] for r in await conn.fetch(sql.LEDGER_RELEASED, RELEASE)}
+    weeks = [r["week"] for r in await conn.fetch(sql.RELEASABLE_WEEKS, since, as_of)
+             if r["week"].isoformat() not in released]  # fmt: skip
+    if not weeks:
+        return 0
+    spent = float(await conn.fetchval(sql.LEDGER_SPENT, RELEASE))
+    privacy.check_budget(spent, cfg.privacy_epsilon_budget, params.epsilon, len(weeks))
+    threshold = privacy.threshold(params)
+    rows: list[tuple[object, ...]] = []
+    for week in weeks:
+        bounded = {(r["region"], r["city"]): (r["n"], r["s"]) for r in await conn.fetch(
+            sql.BOUNDED_GROUPS, week, week + timedelta(days=7), params.max_contributions,
+            params.amount_max, params.max_partitions)}  # fmt: skip
+        groups = privacy.release(bounded, params)
+        parameters = json.dumps({
+            "max_partitions": params.max_partitions,
+            "max_contributions": params.max_contributions, "amount_max": params.amount_max,
+            "count_scale": params.count_scale, "sum_scale": params.sum_scale,
+            "threshold": threshold, "groups_in": len(bounded), "groups_released": len(groups),
+        })  # fmt: skip
+        release_id = await conn.fetchval(sql.LEDGER_INSERT, RELEASE, week.isoformat(),
+                                         params.epsilon, params.delta, privacy.MECHANISM,
+                                         parameters)  # fmt: skip
+        for (region, city), g in sorted(groups.items()):
+            rows.append((region, city, week, g.count, g.avg_amount, params.count_scale,
+                         params.sum_scale, release_id))  # fmt: skip
+    columns = ("region", "city", "week", "transaction_count", "avg_amount", "count_noise_scale",
+               "sum_noise_scale", "release_id")  # fmt: skip
+    return await _copy(conn, "platinum_anonymized_analytics", columns, rows)
+
+
+async def epsilon_spent(conn: asyncpg.Connection) -> float:
+    return float(await conn.fetchval(sql.LEDGER_SPENT, RELEASE))
+
+
+JOBS: tuple[Job, ...] = (
+    Job("ml_features", 2 * 3600, build_ml_features, "ML features per store and day"),
+    Job("executive_summary", 3600, build_executive_summary, "30-day KPIs, trend, forecast"),
+    Job("campaign_insights", 3600, build_campaign_insights, "lift and ROI per campaign"),
+    Job("market_predictions", 2 * 3600, build_market_predictions, "7/30-day forecast per region"),
+    # "Privacy views on every run" (of the hourly round); a week is released only once.
+    Job("anonymized_analytics", 3600, build_anonymized_analytics, "DP weekly analytics"),
+)
+JOBS_BY_NAME = {job.name: job for job in JOBS}
