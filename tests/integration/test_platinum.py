@@ -27,9 +27,11 @@ from tests.unit.test_platinum_features import END, fixture_rows
 pytestmark = pytest.mark.integration
 
 AS_OF = date.today() - timedelta(days=1)
-STORES = {"S1": ("NCR", "Makati", 40_000), "S2": ("NCR", "Makati", 25_000),
-          "S3": ("NCR", "Quezon City", 30_000), "S4": ("Visayas", "Cebu City", 20_000),
-          "S5": ("Visayas", "Cebu City", 15_000), "S6": ("Mindanao", "Davao City", 10_000)}  # fmt: skip
+STORES = {
+    "S1": ("NCR", "Makati", 40_000), "S2": ("NCR", "Makati", 25_000),
+    "S3": ("NCR", "Quezon City", 30_000), "S4": ("Visayas", "Cebu City", 20_000),
+    "S5": ("Visayas", "Cebu City", 15_000), "S6": ("Mindanao", "Davao City", 10_000),
+}  # fmt: skip
 PLATINUM_TABLES = ("platinum_ml_features", "platinum_executive_summary",
                    "platinum_campaign_insights", "platinum_market_predictions",
                    "platinum_anonymized_analytics", "platinum_privacy_ledger")  # fmt: skip
@@ -175,15 +177,18 @@ async def test_all_jobs_twice_give_identical_tables(settings: Settings,
     assert summary["backtest_mape"] < summary["baseline_mape"], dict(summary)
     predictions = await db.fetch("SELECT * FROM scout.platinum_market_predictions")
     assert {(r["region"], r["horizon_days"]) for r in predictions} == {
-        (region, h) for region in ("NCR", "Visayas", "Mindanao") for h in (7, 30)}
+        (region, h) for region in ("NCR", "Visayas", "Mindanao") for h in (7, 30)
+    }
     campaign = await db.fetchrow("SELECT * FROM scout.platinum_campaign_insights")
     assert campaign["campaign_id"] == "CMP-1" and campaign["stores"] == 2
     assert campaign["spend"] == Decimal(800 * 40) and campaign["control_stores"] == 4
     assert campaign["attributed_revenue"] > 0
 
     # No customer identifier anywhere in platinum.
-    columns = await db.fetch("SELECT table_name, column_name FROM information_schema.columns "
-                             "WHERE table_schema = 'scout' AND table_name LIKE 'platinum%'")  # fmt: skip
+    columns = await db.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'scout' AND table_name LIKE 'platinum%'"
+    )
     assert not [c for c in columns if "customer_key" in c["column_name"]
                 or "phone" in c["column_name"] or "email" in c["column_name"]]  # fmt: skip
 
@@ -256,6 +261,7 @@ async def test_worker_runs_due_jobs_and_exports_metrics(settings: Settings, db: 
     worker = ServiceProcess("platinum", settings, tmp_path, SCOUT_PLATINUM_TICK_S="1",
                             SCOUT_PLATINUM_ML_LOOKBACK_DAYS="30").start()  # fmt: skip
     try:
+
         async def all_succeeded() -> bool:
             n = await db.fetchval("SELECT count(DISTINCT job) FROM scout.platinum_job_runs "
                                   "WHERE status = 'succeeded'")  # fmt: skip

@@ -48,7 +48,10 @@ def test_scales_follow_sensitivity_and_epsilon() -> None:
     assert PARAMS.sum_scale == pytest.approx(5 * 2000 / 0.5)
 
 
-def test_count_noise_is_laplace_with_the_stated_scale(noise: tuple[list[float], list[float]]) -> None:
+Noise = tuple[list[float], list[float]]
+
+
+def test_count_noise_is_laplace_with_the_stated_scale(noise: Noise) -> None:
     counts, _ = noise
     b = PARAMS.count_scale
     assert ks_p_value(ks_statistic(counts, lambda x: privacy.laplace_cdf(x, b)), RELEASES) > 0.001
@@ -60,7 +63,7 @@ def test_count_noise_is_laplace_with_the_stated_scale(noise: tuple[list[float], 
     assert variance == pytest.approx(2 * b * b, rel=0.15)
 
 
-def test_sum_noise_is_laplace_with_the_stated_scale(noise: tuple[list[float], list[float]]) -> None:
+def test_sum_noise_is_laplace_with_the_stated_scale(noise: Noise) -> None:
     _, sums = noise
     b = PARAMS.sum_scale
     assert ks_p_value(ks_statistic(sums, lambda x: privacy.laplace_cdf(x, b)), RELEASES) > 0.001
