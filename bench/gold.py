@@ -1,0 +1,444 @@
+"""End-to-end freshness and sustained rate through bronze → silver → gold (not a test).
+
+Per repetition, on a fresh database and topic prefix, ``scout run bronze``, ``scout run
+silver`` and ``scout run gold`` run as three processes (one worker each, default settings)
+while this script publishes simulated traffic (the simulator's generator and publisher; 2 %
+faulty records) at a fixed rate, in steps: ``--rates 2000,4000,6000,8000`` for
+``--first-duration`` then ``--duration`` seconds each, waiting for the pipeline to drain
+between steps and stopping after the first step that is not sustained.
+
+Freshness, publish → visible in gold, is measured two ways:
+
+- *curve*: this script knows how many valid transactions it had published at each instant
+  (from the simulator's expected outcomes) and polls ``sum(transaction_count)`` of
+  ``gold_business_metrics`` every 0.1 s; the k-th transaction's freshness is the time the
+  gold count reached k minus the time it was published;
+- *metric*: the gold service's ``scout_freshness_seconds`` histogram (source Kafka time of
+  the oldest change in a group → the group recomputed), as the bucket delta over the step.
+
+A step is *sustained* when the publisher reached ≥ 97 % of the rate, the pipeline drained
+within 5 s after the last publish, no consumer group's lag grew (mean of the second half ≤
+1.5 x the first half + a floor) and freshness did not grow (p50 of the last third ≤ 1.5 x
+the first third + 0.5 s).
+
+At the end, with the services stopped, the seed's approach is measured on the same silver
+data: ``bench/seed_mv.sql`` (gold_business_metrics' columns as a materialized view),
+``REFRESH MATERIALIZED VIEW`` and ``… CONCURRENTLY`` (median of 3 each), and the view is
+compared with gold (expected: 0 differing rows).
+
+    .venv/bin/python -m bench.gold [--runs 3] [--rates 2000,4000,6000,8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import dataclasses
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.bronze import Scenario, scenario, start, stop, wait_ready
+from bench.common import (
+    delta,
+    generator,
+    load1,
+    load_masters,
+    median,
+    quantile,
+    scrape_histogram,
+    topic_names,
+)
+from services.common.kafka import make_producer, topics_for
+from services.common.lag import LagMonitor
+from services.common.settings import Settings, load_settings
+from services.simulator import records as r
+from services.simulator.generator import TrafficGenerator
+from services.simulator.manifest import Manifest
+from services.simulator.publisher import CHUNK, Publisher
+
+GOLD_COUNT = "SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics"
+SEED_MV = Path(__file__).with_name("seed_mv.sql")
+MV = "scout.bench_seed_business_metrics"
+LAG_FLOOR = {"bronze": 0.5, "silver": 5.0, "gold": 20.0}  # bronze: x rate (records)
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: float
+    achieved: float
+    seconds: float
+    transactions: int  # valid transactions published in the step
+    curve_p50: float
+    curve_p99: float
+    curve_max: float
+    metric_p50: float
+    metric_p99: float
+    silver_p99: float  # scout_publish_freshness_seconds of silver (its input's publish time)
+    bronze_p99: float
+    gold_flush_p50: float  # scout_batch_flush_seconds of gold
+    early_p50: float  # curve p50 of the first / last third of the step
+    late_p50: float
+    drain_s: float
+    max_lag: dict[str, int]
+    lag_growing: list[str]
+    sustained: bool
+
+
+@dataclass(frozen=True)
+class SeedMV:
+    silver_rows: int
+    groups: int
+    create_s: float
+    refresh_s: float
+    refresh_concurrently_s: float
+    mismatches: int
+
+
+@dataclass
+class Pipeline:
+    s: Scenario
+    ports: dict[str, int]
+    procs: list[Any]
+    producer: Any
+    publisher: Publisher
+    gen: TrafficGenerator
+    lags: dict[str, LagMonitor]
+    valid: int = 0  # valid transactions published so far (all steps)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def group_id(settings: Settings, service: str) -> str:
+    return f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
+
+
+def valid_transactions(chunk: list[r.SimRecord]) -> int:
+    return sum(o == r.SILVER_TRANSACTIONS for record in chunk for o in record.outcomes)
+
+
+def histograms(p: Pipeline) -> dict[str, dict[float, float]]:
+    return {
+        "gold": scrape_histogram(p.ports["gold"], "scout_freshness_seconds", layer="gold"),
+        "flush": scrape_histogram(p.ports["gold"], "scout_batch_flush_seconds", layer="gold"),
+        "silver": scrape_histogram(
+            p.ports["silver"], "scout_publish_freshness_seconds", layer="silver"
+        ),
+        "bronze": scrape_histogram(
+            p.ports["bronze"], "scout_publish_freshness_seconds", layer="bronze"
+        ),
+    }
+
+
+async def poll_gold(url: str, out: list[tuple[float, int]], stop_at: asyncio.Event) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        while not stop_at.is_set():
+            out.append((time.monotonic(), int(await conn.fetchval(GOLD_COUNT))))
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+async def poll_lag(p: Pipeline, out: list[tuple[float, dict[str, int]]], stop_at: asyncio.Event
+                   ) -> None:  # fmt: skip
+    while not stop_at.is_set():
+        sample = {}
+        for name, monitor in p.lags.items():
+            sample[name] = sum((await monitor.measure()).values())
+        out.append((time.monotonic(), sample))
+        await asyncio.sleep(1.0)
+
+
+async def publish_paced(p: Pipeline, rate: float, seconds: float
+                        ) -> tuple[list[tuple[float, int]], int, float]:  # fmt: skip
+    """Publish at ``rate`` for ``seconds``; returns (time, valid transactions so far) after
+    each chunk, records sent, and the elapsed time."""
+    # Move the simulated clock to now at the new rate, so event times follow the wall clock
+    # (a clock running ahead would make silver quarantine records as future_timestamp).
+    gen = p.gen
+    gen.config = dataclasses.replace(
+        gen.config, rate=rate, start=datetime.now(UTC) - timedelta(seconds=gen._live / rate)
+    )
+    marks: list[tuple[float, int]] = []
+    t0 = time.monotonic()
+    sent = 0
+    total = int(rate * seconds)
+    while sent < total:
+        elapsed = time.monotonic() - t0
+        if elapsed >= seconds * 1.05:
+            break
+        due = min(total, int(rate * (elapsed + 0.05)) + 1)
+        if due > sent:
+            chunk = gen.live(min(due - sent, CHUNK))
+            await p.publisher.send(chunk)
+            sent += len(chunk)
+            p.valid += valid_transactions(chunk)
+            marks.append((time.monotonic(), p.valid))
+        else:
+            await asyncio.sleep(max(0.001, (sent + 1) / rate - elapsed - 0.05))
+    await p.publisher.drain()
+    return marks, sent, time.monotonic() - t0
+
+
+def curve_freshness(
+    marks: list[tuple[float, int]], polls: list[tuple[float, int]]
+) -> list[tuple[float, float]]:
+    """(publish time, freshness) per chunk: when gold's count first reached the chunk's
+    cumulative count, minus when the chunk was published."""
+    times, counts, high = [], [], 0
+    for t, n in polls:
+        high = max(high, n)
+        times.append(t)
+        counts.append(high)
+    out = []
+    for t_pub, k in marks:
+        i = bisect.bisect_left(counts, k)
+        out.append((t_pub, times[i] - t_pub if i < len(times) else float("inf")))
+    return out
+
+
+async def run_step(p: Pipeline, rate: float, seconds: float, drain_timeout: float) -> Step:
+    before = histograms(p)
+    polls: list[tuple[float, int]] = []
+    lags: list[tuple[float, dict[str, int]]] = []
+    done = asyncio.Event()
+    pollers = [asyncio.ensure_future(poll_gold(p.s.url, polls, done)),
+               asyncio.ensure_future(poll_lag(p, lags, done))]  # fmt: skip
+    start_valid = p.valid
+    marks, sent, elapsed = await publish_paced(p, rate, seconds)
+    t_end = time.monotonic()
+    drain_s = float("inf")
+    while time.monotonic() - t_end < drain_timeout:
+        if polls and polls[-1][1] >= p.valid:
+            drain_s = max(0.0, polls[-1][0] - t_end)
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # let gold's last flush metrics and a last lag sample land
+    done.set()
+    await asyncio.gather(*pollers)
+    after = histograms(p)
+    fresh = curve_freshness(marks, polls)
+    values = [f for _, f in fresh]
+    third = (marks[-1][0] - marks[0][0]) / 3 if marks else 0.0
+    early = [f for t, f in fresh if t <= marks[0][0] + third]
+    late = [f for t, f in fresh if t >= marks[-1][0] - third]
+    gold, flush = delta(after["gold"], before["gold"]), delta(after["flush"], before["flush"])
+    during = [(t, s) for t, s in lags if t <= t_end]
+    half = (during[-1][0] + during[0][0]) / 2 if during else 0.0
+    growing, max_lag = [], {}
+    for name in p.lags:
+        first = [s[name] for t, s in during if t < half]
+        second = [s[name] for t, s in during if t >= half]
+        max_lag[name] = max((s[name] for _, s in during), default=0)
+        floor = LAG_FLOOR[name] * (rate if name == "bronze" else 1)
+        if first and second and median(second) > 1.5 * median(first) + floor:
+            growing.append(name)
+    early_p50, late_p50 = percentile(early, 0.5), percentile(late, 0.5)
+    achieved = sent / elapsed if elapsed else 0.0
+    sustained = (
+        achieved >= 0.97 * rate
+        and drain_s <= 5.0
+        and not growing
+        and late_p50 <= 1.5 * early_p50 + 0.5
+    )
+    return Step(
+        rate, achieved, elapsed, p.valid - start_valid,
+        percentile(values, 0.5), percentile(values, 0.99), max(values, default=float("nan")),
+        quantile(0.5, gold), quantile(0.99, gold),
+        quantile(0.99, delta(after["silver"], before["silver"])),
+        quantile(0.99, delta(after["bronze"], before["bronze"])),
+        quantile(0.5, flush), early_p50, late_p50, drain_s, max_lag, growing, sustained,
+    )  # fmt: skip
+
+
+async def seed_mv(url: str) -> SeedMV:
+    """The seed's materialized view over the same silver data: build, refresh, compare."""
+    conn = await asyncpg.connect(url)
+    try:
+        started = time.perf_counter()
+        await conn.execute(SEED_MV.read_text())
+        create_s = time.perf_counter() - started
+        plain, concurrent = [], []
+        for _ in range(3):
+            started = time.perf_counter()
+            await conn.execute(f"REFRESH MATERIALIZED VIEW {MV}")
+            plain.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {MV}")
+            concurrent.append(time.perf_counter() - started)
+        cols = ("store_id, date_key, region, city, transaction_count, daily_revenue, "
+                "avg_transaction, unique_customers, median_amount, amount_stddev, new_customers, "
+                "returning_customers, footfall, conversion_rate, campaign_spend")  # fmt: skip
+        mismatches = await conn.fetchval(f"""
+            SELECT (SELECT count(*) FROM (SELECT {cols} FROM {MV}
+                    EXCEPT SELECT {cols} FROM scout.gold_business_metrics) a)
+                 + (SELECT count(*) FROM (SELECT {cols} FROM scout.gold_business_metrics
+                    EXCEPT SELECT {cols} FROM {MV}) b)""")  # fmt: skip
+        rows = await conn.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned")
+        groups = await conn.fetchval(f"SELECT count(*) FROM {MV}")
+    finally:
+        await conn.close()
+    return SeedMV(rows, groups, create_s, median(plain), median(concurrent), int(mismatches))
+
+
+async def start_pipeline(s: Scenario, seed: int, logs: Path) -> Pipeline:
+    gen = generator(seed, rate=1000.0)
+    await load_masters(s.url, gen)
+    procs, ports = [], {}
+    for service in ("bronze", "silver", "gold"):
+        proc, port = start(s, ["services.cli", "run", service], logs / f"{service}.log")
+        procs.append(proc)
+        ports[service] = port
+    for proc, port in zip(procs, ports.values(), strict=True):
+        await wait_ready(port, proc, timeout=120)
+    producer = make_producer(s.settings)
+    await producer.start()
+    publisher = Publisher(producer, topic_names(s.settings), Manifest())
+    await publisher.send_all(gen.masters())
+    await publisher.drain()
+    t = topics_for(s.settings)
+    lags = {
+        "bronze": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "bronze"), t.sources),
+        "silver": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "silver"),
+                             (t.bronze_landed,)),
+        "gold": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "gold"),
+                           (t.silver_changes,)),
+    }  # fmt: skip
+    return Pipeline(s, ports, procs, producer, publisher, gen, lags)
+
+
+async def stop_pipeline(p: Pipeline) -> None:
+    for monitor in p.lags.values():
+        await monitor.close()
+    await p.producer.stop()
+    for proc in p.procs:
+        stop(proc)
+
+
+async def one_run(
+    base: Settings, args: argparse.Namespace, work: Path, seed: int
+) -> tuple[list[Step], SeedMV, tuple[float, float]]:
+    before = load1()
+    steps: list[Step] = []
+    async with scenario(base, "gold", work) as s:
+        p = await start_pipeline(s, seed, work)
+        try:
+            await asyncio.sleep(3)  # master data through silver
+            for i, rate in enumerate(args.rates):
+                seconds = args.first_duration if i == 0 else args.duration
+                step = await run_step(p, rate, seconds, args.drain_timeout)
+                steps.append(step)
+                print(f"  {rate:,.0f}/s: achieved {step.achieved:,.0f}/s, freshness p50/p99 "
+                      f"{step.curve_p50:.2f}/{step.curve_p99:.2f} s (metric "
+                      f"{step.metric_p50:.2f}/{step.metric_p99:.2f}), drain {step.drain_s:.1f} s, "
+                      f"max lag {step.max_lag}, growing {step.lag_growing}, "
+                      f"early/late p50 {step.early_p50:.2f}/{step.late_p50:.2f} → "
+                      f"{'sustained' if step.sustained else 'NOT sustained'}",
+                      flush=True)  # fmt: skip
+                if not step.sustained:
+                    break
+                await asyncio.sleep(3)
+        finally:
+            await stop_pipeline(p)
+        mv = await seed_mv(s.url)
+        print(f"  seed MV: {mv.silver_rows:,} silver rows, {mv.groups} groups, refresh "
+              f"{mv.refresh_s:.3f} s, concurrently {mv.refresh_concurrently_s:.3f} s, "
+              f"{mv.mismatches} rows differ from gold", flush=True)  # fmt: skip
+    return steps, mv, (before, load1())
+
+
+def fmt(x: float, digits: int = 2) -> str:
+    return "∞" if x == float("inf") else f"{x:.{digits}f}"
+
+
+def report(
+    runs: list[tuple[list[Step], SeedMV, tuple[float, float]]], args: argparse.Namespace,
+    command: str,
+) -> str:  # fmt: skip
+    lines = [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Command: `{command}`  ",
+        "Machine: 2 cores, shared; Kafka, PostgreSQL, the three services and the publisher "
+        "on the same machine.",
+        "",
+        "### Freshness and sustained rate (incremental gold)",
+        "",
+        "| run | rate/s | achieved/s | p50 s (curve) | p99 s (curve) | max s | p50 s (metric) "
+        "| p99 s (metric) | bronze p99 | silver p99 | gold flush p50 s | early/late p50 s "
+        "| drain s | max lag bronze/silver/gold | sustained |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, (steps, _, _load) in enumerate(runs, 1):
+        for st in steps:
+            lag = "/".join(str(st.max_lag[k]) for k in ("bronze", "silver", "gold"))
+            lines.append(
+                f"| {i} | {st.rate:,.0f} | {st.achieved:,.0f} | {fmt(st.curve_p50)} "
+                f"| {fmt(st.curve_p99)} | {fmt(st.curve_max)} | {fmt(st.metric_p50)} "
+                f"| {fmt(st.metric_p99)} | {fmt(st.bronze_p99)} | {fmt(st.silver_p99)} "
+                f"| {fmt(st.gold_flush_p50, 3)} | {fmt(st.early_p50)}/{fmt(st.late_p50)} "
+                f"| {fmt(st.drain_s, 1)} | {lag} | {'yes' if st.sustained else '**no**'} |"
+            )
+    lines += ["", "Medians over the runs, per rate:", "",
+              "| rate/s | runs | p50 s (curve) | p99 s (curve) | p99 s (metric) | sustained in |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for rate in args.rates:
+        steps = [st for run_steps, _, _ in runs for st in run_steps if st.rate == rate]
+        if not steps:
+            continue
+        lines.append(
+            f"| {rate:,.0f} | {len(steps)} | {fmt(median([s.curve_p50 for s in steps]))} "
+            f"| **{fmt(median([s.curve_p99 for s in steps]))}** "
+            f"| {fmt(median([s.metric_p99 for s in steps]))} "
+            f"| {sum(s.sustained for s in steps)}/{len(steps)} |"
+        )
+    lines += [
+        "",
+        "### The seed's approach on the same data (materialized view, `bench/seed_mv.sql`)",
+        "",
+        "| run | silver rows | groups | CREATE … WITH DATA s | REFRESH s | REFRESH CONCURRENTLY s "
+        "| rows differing from gold | load 1m start/end |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, (_, mv, load) in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {mv.silver_rows:,} | {mv.groups} | {mv.create_s:.3f} | {mv.refresh_s:.3f} "
+            f"| {mv.refresh_concurrently_s:.3f} | {mv.mismatches} | {load[0]:.1f}/{load[1]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",")],
+                        default=[2000.0, 4000.0, 6000.0, 8000.0])  # fmt: skip
+    parser.add_argument("--first-duration", type=float, default=60.0)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--drain-timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    base = load_settings(log_level="WARNING")
+    command = "python -m bench.gold " + " ".join(sys.argv[1:])
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+        for i in range(args.runs):
+            print(f"run {i + 1}/{args.runs}", flush=True)
+            runs.append(asyncio.run(one_run(base, args, Path(tmp), seed=i + 1)))
+    print()
+    print(report(runs, args, command))
+
+
+if __name__ == "__main__":
+    main()
