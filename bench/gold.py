@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.bronze import Scenario, scenario, start, stop, wait_ready
 from bench.common import (
@@ -57,7 +59,6 @@ from bench.common import (
     topic_names,
 )
 from services.common.kafka import make_producer, topics_for
-from services.common.lag import LagMonitor
 from services.common.settings import Settings, load_settings
 from services.simulator import records as r
 from services.simulator.generator import TrafficGenerator
@@ -102,6 +103,39 @@ class SeedMV:
     mismatches: int
 
 
+class Lag:
+    """Log-end minus committed offset of one consumer group, summed over its partitions.
+
+    (``services.common.lag.LagMonitor`` asks an unsubscribed consumer for the partitions,
+    which aiokafka answers with None: it reports nothing. Here the partitions are known.)
+    """
+
+    def __init__(self, settings: Settings, group: str, topics: tuple[str, ...]) -> None:
+        self.group = group
+        self.partitions = [TopicPartition(t, p) for t in topics
+                           for p in range(settings.topic_partitions)]  # fmt: skip
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                         enable_auto_commit=False)  # fmt: skip
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.consumer.start()
+
+    async def measure(self) -> int:
+        committed = await self.admin.list_consumer_group_offsets(self.group)
+        ends = await self.consumer.end_offsets(self.partitions)
+        total = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            total += max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
+        return total
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+
 @dataclass
 class Pipeline:
     s: Scenario
@@ -110,7 +144,7 @@ class Pipeline:
     producer: Any
     publisher: Publisher
     gen: TrafficGenerator
-    lags: dict[str, LagMonitor]
+    lags: dict[str, Lag]
     valid: int = 0  # valid transactions published so far (all steps)
 
 
@@ -157,7 +191,7 @@ async def poll_lag(p: Pipeline, out: list[tuple[float, dict[str, int]]], stop_at
     while not stop_at.is_set():
         sample = {}
         for name, monitor in p.lags.items():
-            sample[name] = sum((await monitor.measure()).values())
+            sample[name] = await monitor.measure()
         out.append((time.monotonic(), sample))
         await asyncio.sleep(1.0)
 
@@ -311,12 +345,12 @@ async def start_pipeline(s: Scenario, seed: int, logs: Path) -> Pipeline:
     await publisher.drain()
     t = topics_for(s.settings)
     lags = {
-        "bronze": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "bronze"), t.sources),
-        "silver": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "silver"),
-                             (t.bronze_landed,)),
-        "gold": LagMonitor(s.settings.kafka_bootstrap, group_id(s.settings, "gold"),
-                           (t.silver_changes,)),
-    }  # fmt: skip
+        "bronze": Lag(s.settings, group_id(s.settings, "bronze"), t.sources),
+        "silver": Lag(s.settings, group_id(s.settings, "silver"), (t.bronze_landed,)),
+        "gold": Lag(s.settings, group_id(s.settings, "gold"), (t.silver_changes,)),
+    }
+    for lag in lags.values():
+        await lag.start()
     return Pipeline(s, ports, procs, producer, publisher, gen, lags)
 
 
