@@ -35,9 +35,15 @@ async def fetch(settings: Settings) -> list[dict[str, Any]]:
     conn = await connect(settings, role=settings.db_role("platinum"), attempts=3,
                          application_name="scout-quality")  # fmt: skip
     try:
-        rows = [dict(r) for r in await conn.fetch(QUERY)]
+        return await read(conn)
     finally:
         await conn.close()
+
+
+async def read(conn: Any) -> list[dict[str, Any]]:
+    """The dashboard's rows (``conn``: an asyncpg connection or pool); also sets the
+    ``scout_quality_score`` and ``scout_quality_gate_met`` gauges of this process."""
+    rows = [dict(r) for r in await conn.fetch(QUERY)]
     for row in rows:
         if row["quality_score"] is not None:
             QUALITY_SCORE.labels(row["layer"]).set(float(row["quality_score"]) / 100)

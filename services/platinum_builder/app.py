@@ -3,6 +3,7 @@
 The worker consumes no topic; every ``SCOUT_PLATINUM_TICK_S`` seconds (and once at start)
 it asks the run history which jobs are due and runs them one after the other (2 cores: the
 jobs are CPU-heavy Python, running them in parallel would only slow the other services).
+Another timer exports the data quality dashboard as the ``scout_quality_*`` gauges.
 Readiness is "PostgreSQL answers", since there are no partitions to be assigned.
 """
 
@@ -21,9 +22,11 @@ from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.platinum_builder import scheduler
 from services.platinum_builder.config import PlatinumSettings, load_platinum_settings
+from services.quality import read as read_quality
 
 log = logging.getLogger(__name__)
 LAYER = "platinum"
+QUALITY_EVERY_S = 15.0
 
 
 class PlatinumContext(ServiceContext):
@@ -73,6 +76,14 @@ def build_app(settings: Settings, cfg: PlatinumSettings | None = None) -> faust.
     @app.timer(interval=cfg.platinum_tick_s, name="platinum-scheduler")
     async def scheduled() -> None:
         await tick()
+
+    @app.timer(interval=QUALITY_EVERY_S, name="platinum-quality")
+    async def quality() -> None:
+        # The dashboard is a live view; exporting it here puts the scores on /metrics.
+        try:
+            await read_quality(await ctx.pool())
+        except (OSError, asyncpg.PostgresError) as exc:
+            ctx.db_failed(exc)
 
     @app.page("/platinum/jobs")
     async def job_status(web: Any, request: Any) -> Any:

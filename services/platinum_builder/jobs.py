@@ -9,6 +9,7 @@ running a job twice for the same period leaves identical tables.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ async def build_ml_features(conn: asyncpg.Connection, as_of: date, cfg: Platinum
     first = {r["store_id"]: r["first_day"] for r in await conn.fetch(sql.FIRST_DAYS, as_of)}
     units = {(r["store_id"], r["local_date"]): r["units"]
              for r in await conn.fetch(sql.BASKET_UNITS, start, as_of)}  # fmt: skip
-    rows = features.build_features(gold, first, units, start, as_of, as_of)
+    # CPU-bound: in a thread, so the worker's web server and timers keep answering.
+    rows = await asyncio.to_thread(features.build_features, gold, first, units, start, as_of,
+                                   as_of)  # fmt: skip
     await conn.execute(sql.DELETE_FEATURES, start, as_of)
     return await _copy(conn, "platinum_ml_features", features.COLUMNS, rows)
 
@@ -97,7 +100,8 @@ async def build_campaign_insights(conn: asyncpg.Connection, as_of: date,
         stores = [r["store_id"] for r in await conn.fetch(sql.ALL_STORES, as_of)]
         attributed = {r["campaign_id"]: r["revenue"]
                       for r in await conn.fetch(sql.ATTRIBUTED, as_of)}  # fmt: skip
-        rows = campaigns.insights(spend, revenue, stores, attributed, as_of)
+        rows = await asyncio.to_thread(campaigns.insights, spend, revenue, stores, attributed,
+                                       as_of)  # fmt: skip
     await conn.execute("DELETE FROM scout.platinum_campaign_insights")
     return await _copy(conn, "platinum_campaign_insights", campaigns.COLUMNS, rows)
 

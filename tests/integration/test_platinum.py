@@ -276,5 +276,11 @@ async def test_worker_runs_due_jobs_and_exports_metrics(settings: Settings, db: 
                              job="ml_features") > 0  # fmt: skip
         assert worker.metric("scout_privacy_epsilon_spent") == 0.5
         assert worker.metric("scout_privacy_epsilon_budget") == 30.0
+
+        async def quality_exported() -> bool:  # the dashboard's platinum row, on /metrics
+            return 'scout_quality_gate_met{layer="platinum"}' in worker.get("/metrics")
+
+        await wait_for(quality_exported, timeout=30)
+        assert worker.metric("scout_quality_score", layer="platinum") == 1.0
     finally:
         assert worker.stop() == 0, worker.log_tail()
