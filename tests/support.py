@@ -144,8 +144,10 @@ async def publish(
     return sent
 
 
-async def wait_for(predicate: object, *, timeout: float, interval: float = 0.5) -> None:
-    """Poll an async predicate until it returns true."""
+async def wait_for(
+    predicate: object, *, timeout: float, interval: float = 0.5, context: object = None
+) -> None:
+    """Poll an async predicate until it returns true; ``context()`` adds to the failure."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -153,4 +155,5 @@ async def wait_for(predicate: object, *, timeout: float, interval: float = 0.5) 
         if last:
             return
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s (last value {last!r})")
+    extra = f"\n{context()}" if callable(context) else ""
+    raise AssertionError(f"condition not met in {timeout}s (last value {last!r}){extra}")

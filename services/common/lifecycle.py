@@ -18,20 +18,20 @@ import asyncpg
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# Errors that mean "the database is (temporarily) not reachable", worth retrying.
+# Errors that mean "the database is (temporarily) not reachable", worth retrying. By class:
+# every connection error (SQLSTATE class 08, including "transaction resolution unknown"
+# when the server went away during COMMIT: safe to retry, every write is idempotent) and
+# operator intervention (class 57: shutdown, restart, cancelled by an administrator).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ConnectionError,
     asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.ConnectionFailureError,
 )
 
 

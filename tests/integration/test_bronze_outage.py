@@ -70,7 +70,7 @@ async def test_postgres_restart_is_survived_and_reported(
         async def all_landed() -> bool:
             return await count() >= total
 
-        await wait_for(all_landed, timeout=120)
+        await wait_for(all_landed, timeout=120, context=service.log_tail)
         await asyncio.sleep(1)
         assert await count() == total
         assert service.metric("scout_db_retries_total", layer="bronze") >= 1

@@ -47,7 +47,7 @@ UID = 10001
 
 # `scout` subcommands the compose file uses that other issues are still building. Strict
 # xfail: the day they are registered, the test XPASSes, fails, and this set must shrink.
-PENDING_SUBCOMMANDS = {"simulate": "not registered yet (services/simulator/commands.py)"}
+PENDING_SUBCOMMANDS: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------- tools
