@@ -14,10 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from services.common.db import connect
-from services.common.metrics import QUALITY_GATE, QUALITY_SCORE
 from services.common.settings import Settings
+from services.platinum_builder.quality import read
 
-QUERY = "SELECT * FROM scout.data_quality_dashboard"
 HEADER = ("layer", "records", "valid", "score %", "gate %", "fresh s", "SLA s", "score", "SLA",
           "gate")  # fmt: skip
 
@@ -38,17 +37,6 @@ async def fetch(settings: Settings) -> list[dict[str, Any]]:
         return await read(conn)
     finally:
         await conn.close()
-
-
-async def read(conn: Any) -> list[dict[str, Any]]:
-    """The dashboard's rows (``conn``: an asyncpg connection or pool); also sets the
-    ``scout_quality_score`` and ``scout_quality_gate_met`` gauges of this process."""
-    rows = [dict(r) for r in await conn.fetch(QUERY)]
-    for row in rows:
-        if row["quality_score"] is not None:
-            QUALITY_SCORE.labels(row["layer"]).set(float(row["quality_score"]) / 100)
-        QUALITY_GATE.labels(row["layer"]).set(1 if row["gate_met"] else 0)
-    return rows
 
 
 def _cell(value: Any) -> str:

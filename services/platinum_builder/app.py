@@ -22,7 +22,7 @@ from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.platinum_builder import scheduler
 from services.platinum_builder.config import PlatinumSettings, load_platinum_settings
-from services.quality import read as read_quality
+from services.platinum_builder.quality import read as read_quality
 
 log = logging.getLogger(__name__)
 LAYER = "platinum"

@@ -25,7 +25,6 @@ from services.common.metrics import (
     EVENT_LATENESS,
     FRESHNESS,
     PUBLISH_FRESHNESS,
-    QUALITY_SCORE,
     RECORDS_REJECTED,
     RECORDS_WARNED,
     RECORDS_WRITTEN,
@@ -102,8 +101,6 @@ class SilverPipeline:
         self.on_db_retry = on_db_retry
         # Set by the app: re-process unknown_store records whose store now exists.
         self.on_waiting_stores: Callable[[Sequence[str]], Awaitable[int]] | None = None
-        self.valid_total = 0
-        self.seen_total = 0
 
     async def process(
         self, records: Sequence[DecodedRecord], *, recheck_stores: bool = True
@@ -145,10 +142,6 @@ class SilverPipeline:
             RECORDS_REJECTED.labels(LAYER, rule).inc(n)
         for rule, n in refined.warned.items():
             RECORDS_WARNED.labels(LAYER, rule).inc(n)
-        self.valid_total += refined.valid
-        self.seen_total += len(refined.lineage)
-        if self.seen_total:
-            QUALITY_SCORE.labels(LAYER).set(self.valid_total / self.seen_total)
         now = datetime.now(UTC)
         freshness, publish = FRESHNESS.labels(LAYER), PUBLISH_FRESHNESS.labels(LAYER)
         lateness = EVENT_LATENESS.labels(LAYER)
