@@ -1,26 +1,38 @@
-"""Bronze Faust agents: one per source topic, batches in, bronze rows and a handoff out.
+"""Bronze worker: the three source topics in batches, bronze rows and a handoff out.
 
-Per batch: transform (pure) → one database transaction (retried with backoff while
-PostgreSQL is away) → hand the landed rows to silver → return, and only then Faust
-acknowledges the batch's offsets.
+One :class:`~services.common.batch_consumer.DirectBatchConsumer` (aiokafka ``getmany``, in
+the Faust app's consumer group) is subscribed to the three source topics. Per batch:
+transform (pure) → one database transaction (retried with backoff while PostgreSQL is
+away) → hand the landed rows to silver → return, and only then are the batch's offsets
+committed. The Faust app is still the worker (web server with ``/metrics`` and ``/ready``,
+lag timer, producer for the handoff, SIGTERM), but its own consumer is not started.
+
+Why no setting for the former path (one Faust agent per source topic): Faust's per-event
+stream machinery was two thirds of this worker's CPU and capped it at ~12k records/s
+(``bench/results/bronze.md``). Both paths cannot share the consumer group — Faust's
+consumer joins it with its own assignment protocol, which the broker refuses to mix with
+aiokafka's — so keeping both would mean two boot strategies, two readiness rules and two
+sets of tests for the same guarantees. One way is better than two.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 
 from services.bronze_writer.repo import BronzeRepo, WriteResult
 from services.bronze_writer.transform import KafkaCoordinates, Landing, land
-from services.common.batching import consume_in_batches
+from services.common.batch_consumer import DirectBatchConsumer, KafkaRecord
 from services.common.handoff import encode_landed
-from services.common.kafka import kafka_time, make_app, topics_for
+from services.common.kafka import Topics, kafka_time, make_app, topics_for
 from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,
@@ -38,21 +50,26 @@ LAYER = "bronze"
 
 
 class BronzeWriter:
-    def __init__(self, ctx: ServiceContext, landed_topic: Any) -> None:
+    def __init__(self, ctx: ServiceContext, landed_topic: Any, topics: Topics) -> None:
         self.ctx = ctx
         self.landed_topic = landed_topic
         self.repo = BronzeRepo()
         self.max_bytes = ctx.settings.max_record_bytes
+        self.source_systems = {name: topics.source_system(name) for name in topics.sources}
 
-    async def handle(self, source_system: str, events: Sequence[Any]) -> None:
+    async def handle(self, records: Sequence[KafkaRecord]) -> None:
+        """Land one batch of source records (any mix of the three topics)."""
         landing = Landing()
-        for event in events:
-            message = event.message
+        per_topic: Counter[str] = Counter()
+        for record in records:
+            topic = record.topic
+            per_topic[topic] += 1
             kafka = KafkaCoordinates(
-                message.topic, message.partition, message.offset, kafka_time(message.timestamp)
+                topic, record.partition, record.offset, kafka_time(record.timestamp / 1000)
             )
-            landing.extend(land(message.value, source_system, kafka, self.max_bytes))
-        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(events))
+            landing.extend(land(record.value, self.source_systems[topic], kafka, self.max_bytes))
+        for topic, count in per_topic.items():
+            RECORDS_CONSUMED.labels(LAYER, topic).inc(count)
         started = time.perf_counter()
         result = await retry(
             partial(self._write, landing), what="bronze batch", on_retry=self.ctx.db_failed
@@ -92,21 +109,14 @@ class BronzeWriter:
 
 def build_app(settings: Settings) -> faust.App:
     app = make_app(settings, LAYER)
+    # The source topics are consumed by the batch consumer below, not by Faust's consumer
+    # (which would join the same group with another assignment protocol).
+    app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     topics = topics_for(settings)
     ctx = ServiceContext(settings, LAYER, app, topics.sources)
-    writer = BronzeWriter(ctx, app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes))
-    for topic_name in topics.sources:
-        source_system = topics.source_system(topic_name)
-        source = app.topic(topic_name, value_type=bytes, key_type=bytes)
-
-        async def agent(stream: Any, _source: str = source_system) -> None:
-            await consume_in_batches(
-                stream,
-                partial(writer.handle, _source),
-                layer=LAYER,
-                max_records=settings.batch_max,
-                within_s=settings.batch_wait_s,
-            )
-
-        app.agent(source, name=f"bronze-{source_system}")(agent)
+    landed = app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes)
+    writer = BronzeWriter(ctx, landed, topics)
+    consumer = DirectBatchConsumer.for_app(app, settings, topics.sources, writer.handle,
+                                           layer=LAYER)  # fmt: skip
+    ctx.count_partitions_with(consumer.assigned_count)
     return app

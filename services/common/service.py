@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -25,6 +27,7 @@ class ServiceContext:
         self.app = app
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._assigned: Callable[[], int] = partial(assigned_partitions, app)
         self._lag = LagMonitor(settings.kafka_bootstrap, app.conf.id, topics)
         install_views(app, self.readiness)
         app.timer(interval=LAG_INTERVAL_S, name=f"{service}-lag")(self._measure)
@@ -35,6 +38,11 @@ class ServiceContext:
                 self._pool = await create_pool(self.settings, self.service)
             return self._pool
 
+    def count_partitions_with(self, assigned: Callable[[], int]) -> None:
+        """Readiness counts the partitions of this consumer instead of the Faust app's
+        (for a service that consumes outside Faust's stream, see ``batch_consumer``)."""
+        self._assigned = assigned
+
     def db_ok(self) -> None:
         DB_UP.labels(self.service).set(1)
 
@@ -44,7 +52,7 @@ class ServiceContext:
         DB_RETRIES.labels(self.service).inc()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"kafka_partitions_assigned": assigned_partitions(self.app) > 0}
+        checks = {"kafka_partitions_assigned": self._assigned() > 0}
         try:
             pool = await asyncio.wait_for(self.pool(), timeout=2)
             checks["postgres"] = await asyncio.wait_for(pool.fetchval("SELECT true"), timeout=2)
