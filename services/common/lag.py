@@ -27,6 +27,7 @@ class LagMonitor:
         self.topics = tuple(topics)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         # Created on first use: aiokafka clients must be made inside the running loop.
@@ -42,13 +43,17 @@ class LagMonitor:
         try:
             admin, consumer = await self._clients()
             committed = await admin.list_consumer_group_offsets(self.group)
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in self.topics
-                for p in (consumer.partitions_for_topic(topic) or ())
-            ]
+            if not self._partitions:
+                # The consumer is not subscribed, so its metadata knows no partitions: ask.
+                described = await admin.describe_topics(list(self.topics))
+                self._partitions = [
+                    TopicPartition(d["topic"], p["partition"])
+                    for d in described
+                    if d["error_code"] == 0
+                    for p in d["partitions"]
+                ]
+            partitions = self._partitions
             if not partitions:
-                await consumer.topics()  # refresh metadata, try again next tick
                 return {}
             ends = await consumer.end_offsets(partitions)
         except KafkaError as exc:

@@ -30,7 +30,9 @@ class ServiceContext:
         self._assigned: Callable[[], int] = partial(assigned_partitions, app)
         self._lag = LagMonitor(settings.kafka_bootstrap, app.conf.id, topics)
         install_views(app, self.readiness)
+        DB_RETRIES.labels(service)  # export the series at 0 from the start (for rate() and alerts)
         app.timer(interval=LAG_INTERVAL_S, name=f"{service}-lag")(self._measure)
+        app.on_before_shutdown.connect(self._close)
 
     async def pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
@@ -59,6 +61,11 @@ class ServiceContext:
         except (TimeoutError, OSError, asyncpg.PostgresError):
             checks["postgres"] = False
         return checks
+
+    async def _close(self, app: Any, **_: Any) -> None:
+        await self._lag.close()
+        if self._pool is not None:
+            await self._pool.close()
 
     async def _measure(self) -> None:
         await self._lag.measure()

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=5000, ge=1)
     batch_wait_s: float = Field(default=0.2, gt=0)
     allowed_clock_skew_s: float = Field(default=300.0, ge=0)
+    # How often the gold service compares gold with a from-scratch recomputation.
+    gold_verify_interval_s: float = Field(default=300.0, gt=0)
     # Local stack
     state_dir: Path = Path(".scout")
     cache_dir: Path = Path.home() / ".cache" / "scout"

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 LAYER = "gold"
 STORE_DAY_FLUSH_S = 0.5
 DAY_FLUSH_S = 2.0
-VERIFY_EVERY_S = 300.0
 VERIFY_DAYS = 35
 CLAIM_LIMIT = 5000
 WINDOW_S, HOP_S = 900.0, 60.0
@@ -169,7 +168,7 @@ def build_app(settings: Settings) -> faust.App:
     async def flush_days() -> None:
         await run_to_completion(gold.flush_days(), what="gold day flush")
 
-    @app.timer(interval=VERIFY_EVERY_S, name="gold-verify")
+    @app.timer(interval=settings.gold_verify_interval_s, name="gold-verify")
     async def verify() -> None:
         result = await gold.verify()
         if any(result.values()):

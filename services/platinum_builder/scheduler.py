@@ -18,6 +18,7 @@ import asyncpg
 
 from services.common.lifecycle import TRANSIENT_DB_ERRORS, backoff_delays
 from services.common.metrics import (
+    FRESHNESS,
     PLATINUM_JOB_DURATION,
     PLATINUM_JOB_LAST_SUCCESS,
     PLATINUM_JOB_RUNS,
@@ -47,6 +48,11 @@ async def run_job(pool: asyncpg.Pool, job: jobs.Job, period: date,
     async with pool.acquire() as lock_conn:
         if not await lock_conn.fetchval(sql.JOB_LOCK, job.name):
             return RunResult(job.name, period, "skipped", 0, 0.0, "running elsewhere")
+        # Freshness of a platinum product: the age, when it is published, of the newest
+        # gold change it could include (gold is small; no index needed).
+        newest_input = await lock_conn.fetchval(
+            "SELECT max(updated_at) FROM scout.gold_business_metrics"
+        )
         try:
             result = await _attempts(pool, job, period, cfg, started)
         finally:
@@ -55,6 +61,8 @@ async def run_job(pool: asyncpg.Pool, job: jobs.Job, period: date,
     PLATINUM_JOB_DURATION.labels(job.name).observe(result.seconds)
     if result.status == "succeeded":
         PLATINUM_JOB_LAST_SUCCESS.labels(job.name).set(time.time())
+        if newest_input is not None:
+            FRESHNESS.labels("platinum").observe(max(0.0, time.time() - newest_input.timestamp()))
     if job.name == jobs.RELEASE:
         await export_privacy(pool, cfg)
     return result

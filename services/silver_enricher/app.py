@@ -20,7 +20,12 @@ from services.common.events import ProductRecord, Rejection, StoreRecord, parse_
 from services.common.handoff import decode_landed
 from services.common.kafka import kafka_time, make_app, topics_for
 from services.common.lifecycle import retry
-from services.common.metrics import RECORDS_CONSUMED, RECORDS_REJECTED, RECORDS_WRITTEN
+from services.common.metrics import (
+    RECORDS_CONSUMED,
+    RECORDS_REJECTED,
+    RECORDS_WARNED,
+    RECORDS_WRITTEN,
+)
 from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.silver_enricher import repo
@@ -128,6 +133,10 @@ def build_app(settings: Settings) -> faust.App:
         allowed_skew_s=settings.allowed_clock_skew_s, on_db_retry=ctx.db_failed,
     )  # fmt: skip
     masters = MasterHandler(ctx, pipeline)
+    for expectation in DEFAULT_EXPECTATIONS:  # every rule's series exists from the start, at 0
+        (RECORDS_WARNED if expectation.action == "warn" else RECORDS_REJECTED).labels(
+            LAYER, expectation.name
+        )
     pipeline.on_waiting_stores = masters.resolve_unknown_stores
 
     async def handle_landed(events: Sequence[Any]) -> None:
