@@ -93,7 +93,13 @@ async def count(url: str, sql: str) -> int:
 
 
 async def wait_count(
-    url: str, sql: str, n: int, *, timeout: float, procs: Sequence[subprocess.Popen[bytes]] = ()
+    url: str,
+    sql: str,
+    n: int,
+    *,
+    timeout: float,
+    procs: Sequence[subprocess.Popen[bytes]] = (),
+    interval: float = 0.5,
 ) -> float:
     """Poll ``sql`` until it returns at least ``n``; returns the seconds waited."""
     conn = await asyncpg.connect(url)
@@ -105,7 +111,7 @@ async def wait_count(
             for proc in procs:
                 if proc.poll() is not None:
                     raise RuntimeError(f"worker exited with {proc.returncode}")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(interval)
     finally:
         await conn.close()
     raise TimeoutError(f"{sql!r} did not reach {n} in {timeout}s")

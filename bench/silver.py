@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.bronze import Scenario, scenario, start, stop
@@ -54,11 +55,11 @@ LINEAGE_ROWS = "SELECT count(*) FROM scout.silver_lineage"
 
 @dataclass(frozen=True)
 class Run:
-    silver: TxRate
-    naive: TxRate
+    silver: Measured
+    naive: Measured | None
+    whatif: Measured | None
     bronze_rows: int
     handoff_messages: int
-    silver_wall_s: float  # process start → last record, start-up included
     load: tuple[float, float]
 
 
@@ -98,52 +99,81 @@ def spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-async def run_silver(s: Scenario, n: int, logs: Path, profile: Path | None) -> tuple[TxRate, float]:
+@dataclass(frozen=True)
+class Measured:
+    per_tx: TxRate  # rows after the first transaction / first → last transaction start
+    rows: int
+    seconds: float  # first transaction start → all rows seen (polled every 0.1 s)
+    wall_s: float  # process start → all rows seen
+
+    @property
+    def rate(self) -> float:
+        """All rows over first transaction start → done: robust with few, large batches."""
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+async def run_worker(
+    target: Scenario, url: str, module: list[str], n: int, log: Path, profile: Path | None = None
+) -> Measured:
+    """Start ``module`` on ``target``'s topics, writing into ``url``, until ``n`` lineage rows."""
     started = time.monotonic()
-    proc, _ = start(s, ["services.cli", "run", "silver"], logs / "silver.log")
+    proc, _ = start(target, module, log)
     sampler = spy(proc.pid, profile) if profile is not None else None
     try:
-        await wait_count(s.url, LINEAGE_ROWS, n, timeout=900, procs=[proc])
+        await wait_count(url, LINEAGE_ROWS, n, timeout=900, procs=[proc], interval=0.1)
+        done_at = datetime.now(UTC)
         wall = time.monotonic() - started
     finally:
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
             sampler.wait(timeout=60)
         stop(proc)
-    return await tx_rate(s.url, "scout.silver_lineage", "processed_at"), wall
-
-
-async def run_naive(s: Scenario, naive_db: Scenario, n: int, logs: Path) -> TxRate:
-    """The naive agent on the same topics as ``s`` (its own consumer group), writing into
-    the fresh database of ``naive_db``."""
-    await load_masters(naive_db.url, generator(0, 1.0))  # same world: master data is per seed
-    target = Scenario(
-        naive_db.settings.model_copy(update={"topic_prefix": s.settings.topic_prefix}),
-        naive_db.admin_url,
-        naive_db.db_name,
-    )
-    proc, _ = start(target, ["bench.naive_silver_agent"], logs / "naive.log")
+    conn = await asyncpg.connect(url)
     try:
-        await wait_count(naive_db.url, LINEAGE_ROWS, n, timeout=900, procs=[proc])
+        first = await conn.fetchval("SELECT min(processed_at) FROM scout.silver_lineage")
+        rows = await conn.fetchval(LINEAGE_ROWS)
     finally:
-        stop(proc)
-    return await tx_rate(naive_db.url, "scout.silver_lineage", "processed_at")
+        await conn.close()
+    per_tx = await tx_rate(url, "scout.silver_lineage", "processed_at")
+    return Measured(per_tx, int(rows), (done_at - first).total_seconds(), wall)
+
+
+def on_topics_of(s: Scenario, db: Scenario) -> Scenario:
+    """``db``'s fresh database, with ``s``'s topics (the same bronze-landed messages)."""
+    settings = db.settings.model_copy(update={"topic_prefix": s.settings.topic_prefix})
+    return Scenario(settings, db.admin_url, db.db_name)
 
 
 async def one_run(base: Settings, args: argparse.Namespace, work: Path) -> Run:
     before = load1()
-    async with scenario(base, "silver", work) as s, scenario(base, "naive", work) as nv:
+    async with (
+        scenario(base, "silver", work) as s,
+        scenario(base, "naive", work) as nv,
+        scenario(base, "whatif", work) as wi,
+    ):
         rows, messages = await land_in_bronze(s, 0, args.records, work)
         print(f"  bronze landed {rows:,} records in {messages} handoff messages", flush=True)
-        silver, wall = await run_silver(s, rows, work, args.profile)
-        print(f"  (a) silver: {silver.rate:,.0f} rec/s in {silver.transactions} batches "
-              f"({wall:.1f} s with start-up)", flush=True)  # fmt: skip
-        if args.only_silver:
-            naive = TxRate(0, 0, 0.0)
-        else:
-            naive = await run_naive(s, nv, min(args.naive_records, rows), work)
+        silver = await run_worker(s, s.url, ["services.cli", "run", "silver"], rows,
+                                  work / "silver.log", args.profile)  # fmt: skip
+        print(f"  (a) silver: {silver.rate:,.0f} rec/s ({silver.per_tx.rate:,.0f} after the "
+              f"first of {silver.per_tx.transactions} batches; {silver.wall_s:.1f} s with "
+              "start-up)", flush=True)  # fmt: skip
+        naive = whatif = None
+        if args.whatif:
+            await load_masters(wi.url, generator(0, 1.0))
+            whatif = await run_worker(on_topics_of(s, wi), wi.url, ["bench.whatif_silver_worker"],
+                                      rows, work / "whatif.log")  # fmt: skip
+            print(f"  (c) silver, what-if parse._fields: {whatif.rate:,.0f} rec/s", flush=True)
+        if not args.only_silver:
+            await load_masters(nv.url, generator(0, 1.0))  # same world: master data is per seed
+            naive = await run_worker(on_topics_of(s, nv), nv.url, ["bench.naive_silver_agent"],
+                                     min(args.naive_records, rows), work / "naive.log")  # fmt: skip
             print(f"  (b) naive:  {naive.rate:,.0f} rec/s", flush=True)
-    return Run(silver, naive, rows, messages, wall, (before, load1()))
+    return Run(silver, naive, whatif, rows, messages, (before, load1()))
+
+
+def rate(m: Measured | None) -> float:
+    return m.rate if m is not None else float("nan")
 
 
 def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
@@ -152,38 +182,46 @@ def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
         f"Command: `{command}`  ",
         "Machine: 2 cores, shared; Kafka and PostgreSQL on the same machine.",
         "",
-        "| run | bronze records | handoff msgs | (a) silver rec/s | (a) batches "
-        "| (a) wall s incl. start-up | (b) naive rec/s | (a)/(b) | load 1m start/end |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | bronze records | handoff msgs | (a) silver rec/s | (a) after 1st batch rec/s "
+        "| (a) batches | (a) wall s incl. start-up | (b) naive rec/s | (a)/(b) "
+        "| (c) what-if rec/s | (c)/(a) | load 1m start/end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
-        ratio = r.silver.rate / r.naive.rate if r.naive.rate > 0 else float("nan")
+        a, b, c = r.silver.rate, rate(r.naive), rate(r.whatif)
         lines.append(
-            f"| {i} | {r.bronze_rows:,} | {r.handoff_messages} | {r.silver.rate:,.0f} "
-            f"| {r.silver.transactions} | {r.silver_wall_s:.1f} | {r.naive.rate:,.0f} "
-            f"| {ratio:.1f}x | {r.load[0]:.1f}/{r.load[1]:.1f} |"
+            f"| {i} | {r.bronze_rows:,} | {r.handoff_messages} | {a:,.0f} "
+            f"| {r.silver.per_tx.rate:,.0f} | {r.silver.per_tx.transactions} "
+            f"| {r.silver.wall_s:.1f} | {b:,.0f} | {a / b:.1f}x | {c:,.0f} | {c / a:.2f} "
+            f"| {r.load[0]:.1f}/{r.load[1]:.1f} |"
         )
     a = median([r.silver.rate for r in runs])
-    b = median([r.naive.rate for r in runs])
+    b = median([rate(r.naive) for r in runs])
+    c = median([rate(r.whatif) for r in runs])
     lines.append(
-        f"| **median** | | | **{a:,.0f}** | | {median([r.silver_wall_s for r in runs]):.1f} "
-        f"| **{b:,.0f}** | **{a / b if b else float('nan'):.1f}x** | |"
+        f"| **median** | | | **{a:,.0f}** | {median([r.silver.per_tx.rate for r in runs]):,.0f} "
+        f"| | {median([r.silver.wall_s for r in runs]):.1f} | **{b:,.0f}** | **{a / b:.1f}x** "
+        f"| {c:,.0f} | {c / a:.2f} | |"
     )
     lines += [
         "",
         f"{args.records:,} simulated Kafka records per run (API batches carry several bronze "
-        f"records); (b) measured over the first {args.naive_records:,} bronze records.",
+        f"records); (b) measured over the first {args.naive_records:,} bronze records. "
+        "Rates: all lineage rows over first transaction start → last row seen (polled every "
+        "0.1 s); 'after 1st batch': rows after the first transaction over first → last "
+        "transaction start.",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=150_000)
     parser.add_argument("--naive-records", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only-silver", action="store_true", help="skip the naive baseline")
     parser.add_argument("--profile", type=Path, help="py-spy raw samples of the silver worker")
+    parser.add_argument("--whatif", action="store_true", help="also (c) bench.whatif_silver_worker")
     args = parser.parse_args()
     base = load_settings(log_level="WARNING")
     command = "python -m bench.silver " + " ".join(sys.argv[1:])
