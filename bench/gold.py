@@ -106,8 +106,9 @@ class SeedMV:
 class Lag:
     """Log-end minus committed offset of one consumer group, summed over its partitions.
 
-    (``services.common.lag.LagMonitor`` asks an unsubscribed consumer for the partitions,
-    which aiokafka answers with None: it reports nothing. Here the partitions are known.)
+    Measured here, outside the services: until e184368 their ``LagMonitor`` asked an
+    unsubscribed consumer for the partitions, which aiokafka answers with None, so it
+    reported nothing. Here the partitions are known (``topic_partitions``).
     """
 
     def __init__(self, settings: Settings, group: str, topics: tuple[str, ...]) -> None:
