@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import asyncpg
 import faust
 
 from services.common.batching import consume_in_batches
@@ -77,8 +78,8 @@ class MasterHandler:
         )
         self.ctx.db_ok()
         self.pipeline.master.add(list(stores.values()), list(products.values()))
-        if stores:
-            await self.resolve_unknown_stores(sorted(stores))
+        if stores or products:
+            await self.resolve_late_master(sorted(stores), sorted(products))
 
     async def _write(self, stores: list[StoreRecord], products: list[ProductRecord],
                      rejected: list[tuple[Any, Rejection]]) -> None:  # fmt: skip
@@ -98,19 +99,29 @@ class MasterHandler:
         for _, rejection in rejected:
             RECORDS_REJECTED.labels(LAYER, rejection.rule).inc()
 
-    async def resolve_unknown_stores(self, store_ids: Sequence[str]) -> int:
-        """Re-process what waited in quarantine for these stores (those that exist now)."""
+    async def resolve_late_master(self, store_ids: Sequence[str], skus: Sequence[str]) -> int:
+        """Re-process what lacked these stores or products, for those that exist now:
+        ``unknown_store`` records wait in quarantine; transactions with an unknown SKU were
+        kept with the item enriched as 'unknown' and are enriched again."""
         pool = await self.ctx.pool()
+        waiting: list[asyncpg.Record] = []
+        unenriched: list[asyncpg.Record] = []
         async with pool.acquire() as conn:
-            known = await repo.load_stores(conn, list(store_ids))
-            if not known:
-                return 0
-            rows = await conn.fetch(repo.OPEN_QUARANTINE, UNKNOWN_STORE, sorted(known))
-        if rows:
-            log.info("re-processing %d records that waited for %d store(s)", len(rows),
-                     len(store_ids))  # fmt: skip
-            await self.pipeline.reprocess([repo.bronze_record(r) for r in rows])
-        return len(rows)
+            stores = await repo.load_stores(conn, list(store_ids)) if store_ids else {}
+            if stores:
+                waiting = await conn.fetch(repo.OPEN_QUARANTINE, UNKNOWN_STORE, sorted(stores))
+            products = await repo.load_products(conn, list(skus)) if skus else {}
+            if products:
+                unenriched = await conn.fetch(repo.UNENRICHED_BY_SKU, sorted(products))
+        if waiting:
+            log.info("re-processing %d records that waited for their store", len(waiting))
+            await self.pipeline.reprocess([repo.bronze_record(r) for r in waiting])
+        if unenriched:
+            log.info("enriching %d transactions again with new products", len(unenriched))
+            await self.pipeline.reprocess(
+                [repo.bronze_record(r) for r in unenriched], reenrich=True
+            )
+        return len(waiting) + len(unenriched)
 
 
 def _master_id(message: Any) -> uuid.UUID:
@@ -137,7 +148,7 @@ def build_app(settings: Settings) -> faust.App:
         (RECORDS_WARNED if expectation.action == "warn" else RECORDS_REJECTED).labels(
             LAYER, expectation.name
         )
-    pipeline.on_waiting_stores = masters.resolve_unknown_stores
+    pipeline.on_late_master = masters.resolve_late_master
 
     async def handle_landed(events: Sequence[Any]) -> None:
         records = [r for event in events for r in decode_landed(event.message.value)]

@@ -95,7 +95,7 @@ async def _run_rows(pipeline: SilverPipeline, pool: asyncpg.Pool, query: str,
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         cursor = await conn.cursor(query, *args)
         while rows := await cursor.fetch(CHUNK):
-            result = await pipeline.process([_decoded(r) for r in rows], recheck_stores=False)
+            result = await pipeline.process([_decoded(r) for r in rows], recheck_master=False)
             total += len(rows)
             changed += result.changed_transactions
             rate = total / max(time.monotonic() - started, 1e-9)

@@ -41,6 +41,7 @@ FRESHNESS_SAMPLE = 200  # source timestamps passed on to gold per message
 
 Publish = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) → delivered
 DaySales = dict[date, dict[str, tuple[int, Decimal]]]  # day → store → (transactions, revenue)
+LateMaster = Callable[[Sequence[str], Sequence[str]], Awaitable[int]]  # (store ids, SKUs)
 
 
 class MasterData:
@@ -99,30 +100,40 @@ class SilverPipeline:
         self.allowed_skew = timedelta(seconds=allowed_skew_s)
         self.master = MasterData()
         self.on_db_retry = on_db_retry
-        # Set by the app: re-process unknown_store records whose store now exists.
-        self.on_waiting_stores: Callable[[Sequence[str]], Awaitable[int]] | None = None
+        # Set by the app: re-process what lacked master data (unknown_store records in
+        # quarantine, items of unknown SKUs) once that master data exists.
+        self.on_late_master: LateMaster | None = None
 
     async def process(
-        self, records: Sequence[DecodedRecord], *, recheck_stores: bool = True
+        self,
+        records: Sequence[DecodedRecord],
+        *,
+        recheck_master: bool = True,
+        reenrich: bool = False,
     ) -> repo.MergeResult:
         """Refine and merge one batch (one transaction), then announce the changed groups."""
         unique = list({r.bronze_id: r for r in records}.values())
         started = time.perf_counter()
         refined, result = await retry(
-            partial(self._merge, unique), what="silver batch", on_retry=self.on_db_retry
+            partial(self._merge, unique, reenrich),
+            what="silver batch",
+            on_retry=self.on_db_retry,
         )
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         self._observe(refined, unique, result)
         await self.announce(
             result.groups, [r.kafka_timestamp for r in unique], _sales(refined, result)
         )
-        if recheck_stores and refined.waiting_stores and self.on_waiting_stores is not None:
-            # The store may have been committed while this batch was in flight: the master
-            # handler's own re-check ran before our quarantine rows existed. Check again.
-            await self.on_waiting_stores(sorted(refined.waiting_stores))
+        late = refined.waiting_stores or refined.unknown_skus
+        if recheck_master and late and self.on_late_master is not None:
+            # The master record may have been committed while this batch was in flight: the
+            # master handler's own re-check then ran before our rows existed. Check again.
+            await self.on_late_master(sorted(refined.waiting_stores), sorted(refined.unknown_skus))
         return result
 
-    async def _merge(self, records: Sequence[DecodedRecord]) -> tuple[Refined, repo.MergeResult]:
+    async def _merge(
+        self, records: Sequence[DecodedRecord], reenrich: bool
+    ) -> tuple[Refined, repo.MergeResult]:
         pool = await self.pool()
         async with pool.acquire() as conn:
             await self.master.ensure(conn, records)
@@ -130,7 +141,7 @@ class SilverPipeline:
                           self.master.products)  # fmt: skip
             refined = self.refiner.refine(records, self.master.stores, self.master.products, ctx)
             async with conn.transaction():
-                return refined, await repo.write(conn, refined)
+                return refined, await repo.write(conn, refined, reenrich=reenrich)
 
     def _observe(
         self, refined: Refined, records: Sequence[DecodedRecord], result: repo.MergeResult
@@ -173,9 +184,13 @@ class SilverPipeline:
             )
             await self.publish(day.isoformat().encode(), message.encode())
 
-    async def reprocess(self, rows: Sequence[BronzeRecordRow]) -> repo.MergeResult:
-        """Run bronze rows (quarantined, or replayed) through the same pipeline."""
-        return await self.process([decoded(row) for row in rows], recheck_stores=False)
+    async def reprocess(
+        self, rows: Sequence[BronzeRecordRow], *, reenrich: bool = False
+    ) -> repo.MergeResult:
+        """Run bronze rows (quarantined, or lacking master data) through the same pipeline."""
+        return await self.process(
+            [decoded(row) for row in rows], recheck_master=False, reenrich=reenrich
+        )
 
 
 def _sales(

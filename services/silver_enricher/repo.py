@@ -40,7 +40,10 @@ CREATE TEMP TABLE IF NOT EXISTS {TX_STAGE}
 CREATE TEMP TABLE IF NOT EXISTS {ITEM_STAGE}
     (LIKE scout.silver_transaction_items) ON COMMIT DELETE ROWS;
 """
-MERGE_TRANSACTIONS = f"""
+
+
+def _merge_transactions(newer: str) -> str:
+    return f"""
 WITH old AS (
     SELECT t.transaction_id, t.store_id, t.local_date
     FROM scout.silver_transactions_cleaned t JOIN {TX_STAGE} s USING (transaction_id)
@@ -49,12 +52,18 @@ WITH old AS (
     SELECT {_TX_COLS} FROM {TX_STAGE}
     ON CONFLICT (transaction_id) DO UPDATE SET {_TX_UPDATE}, updated_at = now()
     WHERE (t.version, t.kafka_timestamp, t.bronze_id::text)
-        < (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
+        {newer} (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
     RETURNING transaction_id
 )
 SELECT m.transaction_id, o.store_id AS old_store_id, o.local_date AS old_local_date
 FROM merged m LEFT JOIN old o USING (transaction_id)
 """
+
+
+# Streaming and replay: only a newer version (or a later copy of it) replaces a row.
+MERGE_TRANSACTIONS = _merge_transactions("<")
+# Re-enrichment after late master data: the same record again may replace its own row.
+REENRICH_TRANSACTIONS = _merge_transactions("<=")
 # Two statements: a DELETE and an INSERT in one statement's CTEs would see the same snapshot
 # and collide on the primary key.
 DELETE_ITEMS = "DELETE FROM scout.silver_transaction_items WHERE transaction_id = ANY($1::uuid[])"
@@ -142,6 +151,15 @@ WHERE q.resolved_at IS NULL AND ($1::text IS NULL OR q.rule = $1)
 ORDER BY b.kafka_timestamp, b.kafka_topic, b.kafka_partition, b.kafka_offset, b.record_index
 """
 )
+# Current silver transactions with a line item whose SKU was unknown: the products in $1 have
+# arrived since, so their records are enriched again.
+UNENRICHED_BY_SKU = (
+    BRONZE_RECORD
+    + """JOIN scout.silver_transactions_cleaned t ON t.bronze_id = b.id
+WHERE t.transaction_id IN (SELECT transaction_id FROM scout.silver_transaction_items
+                           WHERE NOT known_sku AND sku = ANY($1::text[]))
+"""
+)
 REPLAY_BRONZE = (
     BRONZE_RECORD
     + """WHERE b.kafka_timestamp >= $1 AND b.source_system = ANY($2::text[])
@@ -157,8 +175,12 @@ class MergeResult:
     merged_ids: list[uuid.UUID]  # transactions inserted or replaced by a newer version
 
 
-async def write(conn: asyncpg.Connection, refined: Refined) -> MergeResult:
-    """Merge one batch in the caller's transaction; returns the (store, day) groups touched."""
+async def write(
+    conn: asyncpg.Connection, refined: Refined, *, reenrich: bool = False
+) -> MergeResult:
+    """Merge one batch in the caller's transaction; returns the (store, day) groups touched.
+    ``reenrich``: the records were merged before and are processed again because master
+    data they lacked has arrived, so a row may be replaced by the same record."""
     groups = set(refined.groups)
     changed = 0
     merged_ids: list[uuid.UUID] = []
@@ -169,7 +191,7 @@ async def write(conn: asyncpg.Connection, refined: Refined) -> MergeResult:
         await conn.copy_records_to_table(
             ITEM_STAGE, records=[i for t in txs for i in t.items], columns=ITEM_COLUMNS
         )
-        merged = await conn.fetch(MERGE_TRANSACTIONS)
+        merged = await conn.fetch(REENRICH_TRANSACTIONS if reenrich else MERGE_TRANSACTIONS)
         changed = len(merged)
         for row in merged:
             if row["old_store_id"] is not None:

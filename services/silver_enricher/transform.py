@@ -73,6 +73,7 @@ class Refined:
     event_times: list[datetime] = field(default_factory=list)  # occurred_at of kept records
     groups: set[tuple[str, date]] = field(default_factory=set)  # (store, local day) touched
     waiting_stores: set[str] = field(default_factory=set)  # quarantined as unknown_store
+    unknown_skus: set[str] = field(default_factory=set)  # kept, enriched as 'unknown'
 
     @property
     def valid(self) -> int:
@@ -139,6 +140,7 @@ class Refiner:
             self._quarantine(out, record, rule, None, detail, tx.store_id)
             return
         out.warned.update(verdict.warnings)
+        out.unknown_skus.update(i.sku for i in tx.items if i.sku not in products)
         silver = self.silver_transaction(tx, record, stores[tx.store_id], products)
         out.lineage.append((uuid.UUID(record.bronze_id), TX_TABLE, silver.transaction_id))
         out.event_times.append(tx.occurred_at)

@@ -299,3 +299,40 @@ async def test_replay_from_bronze_equals_streaming(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replayed" in result.stdout
     assert await _snapshot(db) == streamed
+
+
+async def test_a_late_product_enriches_the_transactions_that_lacked_it(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    topics = topics_for(settings)
+    store = {"schema": "master.store/1", "store_id": "S0001", "name": "Store", "region": "NCR",
+             "city": "Quezon City", "timezone": "Asia/Manila"}  # fmt: skip
+    await publish(settings, [(topics.master_stores, b"S0001", json.dumps(store).encode())])
+    await wait_for(lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"),
+                   timeout=60)  # fmt: skip
+    await publish(settings, [(topics.pos, b"S0001", _pos("SKU-LATE-1", 1, "10.00"))])
+    await wait_for(
+        lambda: db.fetchval(
+            "SELECT count(*) = 1 FROM scout.silver_transaction_items WHERE NOT known_sku"
+        ),
+        timeout=60,
+    )
+    tx = await db.fetchrow(
+        "SELECT product_category, brand_name FROM scout.silver_transactions_cleaned"
+    )
+    assert (tx["product_category"], tx["brand_name"]) == ("unknown", None)
+    product = {"schema": "master.product/1", "sku": "P-1", "name": "Chips", "brand": "Oishi",
+               "category": "snacks", "unit_price": "10.00"}  # fmt: skip
+    await publish(settings, [(topics.master_products, b"P-1", json.dumps(product).encode())])
+    await wait_for(
+        lambda: db.fetchval(
+            "SELECT known_sku AND category = 'snacks' AND brand = 'Oishi' "
+            "FROM scout.silver_transaction_items"
+        ),
+        timeout=20,
+    )
+    tx = await db.fetchrow(
+        "SELECT product_category, brand_name, version FROM scout.silver_transactions_cleaned"
+    )
+    assert (tx["product_category"], tx["brand_name"], tx["version"]) == ("snacks", "Oishi", 1)
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 1
