@@ -329,12 +329,15 @@ async def seed_mv(url: str) -> SeedMV:
     return SeedMV(rows, groups, create_s, median(plain), median(concurrent), int(mismatches))
 
 
-async def start_pipeline(s: Scenario, seed: int, logs: Path) -> Pipeline:
+async def start_pipeline(s: Scenario, seed: int, logs: Path, silver_module: str) -> Pipeline:
     gen = generator(seed, rate=1000.0)
     await load_masters(s.url, gen)
     procs, ports = [], {}
     for service in ("bronze", "silver", "gold"):
-        proc, port = start(s, ["services.cli", "run", service], logs / f"{service}.log")
+        module = ["services.cli", "run", service]
+        if service == "silver" and silver_module:
+            module = [silver_module]
+        proc, port = start(s, module, logs / f"{service}.log")
         procs.append(proc)
         ports[service] = port
     for proc, port in zip(procs, ports.values(), strict=True):
@@ -369,7 +372,7 @@ async def one_run(
     before = load1()
     steps: list[Step] = []
     async with scenario(base, "gold", work) as s:
-        p = await start_pipeline(s, seed, work)
+        p = await start_pipeline(s, seed, work, args.silver_module)
         try:
             await asyncio.sleep(3)  # master data through silver
             for i, rate in enumerate(args.rates):
@@ -463,14 +466,20 @@ def main() -> None:
     parser.add_argument("--first-duration", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
+    parser.add_argument("--silver-module", default="", help="run this module instead of silver")
+    parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
     args = parser.parse_args()
     base = load_settings(log_level="WARNING")
     command = "python -m bench.gold " + " ".join(sys.argv[1:])
     runs = []
     with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+        work = Path(tmp)
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            work = args.logs
         for i in range(args.runs):
             print(f"run {i + 1}/{args.runs}", flush=True)
-            runs.append(asyncio.run(one_run(base, args, Path(tmp), seed=i + 1)))
+            runs.append(asyncio.run(one_run(base, args, work, seed=i + 1)))
     print()
     print(report(runs, args, command))
 
