@@ -10,6 +10,7 @@ JSON numbers are read as ``Decimal`` exactly (``125.50`` stays ``Decimal('125.50
 
 from __future__ import annotations
 
+import functools
 import json
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -257,7 +258,14 @@ def _upcast(
 
 def _fields(wire: BaseModel, target: type[BaseModel]) -> dict[str, Any]:
     """The attributes of ``wire`` that ``target`` also has (validated values, no copy)."""
-    return {name: getattr(wire, name) for name in target.model_fields if hasattr(wire, name)}
+    return {name: getattr(wire, name) for name in _shared_fields(type(wire), target)}
+
+
+@functools.cache
+def _shared_fields(wire: type[BaseModel], target: type[BaseModel]) -> tuple[str, ...]:
+    # Computed once per pair of models: a hasattr() miss on a pydantic model raises and
+    # catches an AttributeError, which was a fifth of silver's CPU time.
+    return tuple(name for name in target.model_fields if name in wire.model_fields)
 
 
 def _pick(
