@@ -7,6 +7,7 @@ then runs each panel's PromQL through Prometheus' HTTP API.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -18,10 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.common.settings import Settings
-from tests.support import ServiceProcess, free_port, settings_env
+from tests.support import ServiceProcess, free_port, settings_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +57,14 @@ def _query(port: int, expr: str) -> list[Any]:
     return list(body["data"]["result"])
 
 
-def test_every_panel_query_returns_data(
-    settings: Settings, tmp_path: Path, prometheus: tuple[Path, int]
+async def test_every_panel_query_returns_data(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path, prometheus: tuple[Path, int]
 ) -> None:
     binary, prom_port = prometheus
     fast = {"SCOUT_GOLD_VERIFY_INTERVAL_S": "3", "SCOUT_PLATINUM_TICK_S": "3"}
-    services = [ServiceProcess(name, settings, tmp_path, **fast).start() for name in LAYERS]
+    services = [ServiceProcess(name, settings, tmp_path, **fast) for name in LAYERS]
+    for service in services[:3]:
+        service.start()
     config = tmp_path / "prometheus.yml"
     targets = [f"127.0.0.1:{s.port}" for s in services]
     config.write_text(
@@ -81,15 +85,14 @@ def test_every_panel_query_returns_data(
             env=settings_env(settings), capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert simulate.returncode == 0, simulate.stderr[-2000:]
-        # The worker ran its jobs at start, before any data; build the products now, as an
-        # operator would, so the platinum panels have something to show.
-        build = subprocess.run(
-            [sys.executable, "-m", "services.cli", "platinum", "run", "--now"],
-            env=settings_env(settings), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+        # Platinum runs its jobs when it starts: start it once gold has data to build from.
+        await wait_for(
+            lambda: db.fetchval("SELECT count(*) > 0 FROM scout.gold_business_metrics"),
+            timeout=60,
+        )
+        services[3].start()
         missing: list[str] = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             missing = [
                 f"{board} / {title}: {expr}"
@@ -98,7 +101,7 @@ def test_every_panel_query_returns_data(
             ]
             if not missing:
                 break
-            time.sleep(3)
+            await asyncio.sleep(3)
         assert not missing, "panels without data:\n" + "\n".join(missing)
         # Lag, freshness and quality for every layer.
         for metric in ("scout_consumer_lag", "scout_freshness_seconds_count",
@@ -112,6 +115,29 @@ def test_every_panel_query_returns_data(
         assert freshness == set(LAYERS) and quality == set(LAYERS)
         groups = {r["metric"]["group"] for r in _query(prom_port, "scout_consumer_lag")}
         assert len(groups) == 3, groups  # bronze, silver and gold consume; platinum schedules
+        # `scout quality` prints the numbers the dashboard shows (once the pipeline is idle).
+        printed: dict[str, float] = {}
+        shown: dict[str, float] = {}
+        for _ in range(20):
+            quality = subprocess.run(
+                [sys.executable, "-m", "services.cli", "quality", "--json"],
+                env=settings_env(settings), capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert quality.returncode == 0, quality.stderr[-2000:]
+            printed = {
+                r["layer"]: round(float(r["quality_score"]) / 100, 6)
+                for r in json.loads(quality.stdout)
+                if r["quality_score"] is not None
+            }
+            panel = "min by (layer) (scout_quality_score)"
+            shown = {
+                r["metric"]["layer"]: round(float(r["value"][1]), 6)
+                for r in _query(prom_port, panel)
+            }
+            if printed == shown:
+                break
+            await asyncio.sleep(3)
+        assert printed == shown
     finally:
         prom.terminate()
         prom.wait(timeout=30)
