@@ -86,28 +86,33 @@ SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS
 
 # Day-wide tables, for the local days in $1 date[].
 CUSTOMER_INSIGHTS_FRESH = """
-WITH per_customer AS (
-    SELECT t.customer_type AS segment, t.local_date AS date_key, t.customer_key,
-           count(*) AS n
+WITH per_segment AS MATERIALIZED (
+    SELECT t.customer_type AS segment, t.local_date AS date_key,
+           count(*)::integer AS transaction_count,
+           sum(t.amount) AS revenue,
+           count(DISTINCT t.customer_key)::integer AS customers,
+           round(avg(t.unit_count), 4) AS avg_basket_size,
+           round(avg(t.amount), 4) AS avg_basket_value
     FROM scout.silver_transactions_cleaned t
-    WHERE t.local_date = ANY($1::date[]) AND t.customer_key IS NOT NULL
-    GROUP BY 1, 2, 3
-), repeaters AS (
+    WHERE t.local_date = ANY($1::date[])
+    GROUP BY 1, 2
+), repeaters AS MATERIALIZED (
+    -- Customers with 2+ transactions that day, per segment. Both sides are small aggregates;
+    -- MATERIALIZED keeps the planner from re-running this per transaction row.
     SELECT segment, date_key, count(*) FILTER (WHERE n >= 2) AS repeat_customers,
            count(*) AS customers
-    FROM per_customer GROUP BY 1, 2
+    FROM (SELECT t.customer_type AS segment, t.local_date AS date_key, t.customer_key,
+                 count(*) AS n
+          FROM scout.silver_transactions_cleaned t
+          WHERE t.local_date = ANY($1::date[]) AND t.customer_key IS NOT NULL
+          GROUP BY 1, 2, 3) per_customer
+    GROUP BY 1, 2
 )
-SELECT t.customer_type AS segment, t.local_date AS date_key,
-       count(*)::integer AS transaction_count,
-       sum(t.amount) AS revenue,
-       count(DISTINCT t.customer_key)::integer AS customers,
-       round(avg(t.unit_count), 4) AS avg_basket_size,
-       round(avg(t.amount), 4) AS avg_basket_value,
-       round(max(r.repeat_customers)::numeric / nullif(max(r.customers), 0), 4) AS repeat_rate
-FROM scout.silver_transactions_cleaned t
-LEFT JOIN repeaters r ON r.segment = t.customer_type AND r.date_key = t.local_date
-WHERE t.local_date = ANY($1::date[])
-GROUP BY t.customer_type, t.local_date
+SELECT s.segment, s.date_key, s.transaction_count, s.revenue, s.customers,
+       s.avg_basket_size, s.avg_basket_value,
+       round(r.repeat_customers::numeric / nullif(r.customers, 0), 4) AS repeat_rate
+FROM per_segment s
+LEFT JOIN repeaters r USING (segment, date_key)
 """
 CUSTOMER_COLUMNS = (
     "segment", "date_key", "transaction_count", "revenue", "customers", "avg_basket_size",
