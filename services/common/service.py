@@ -63,9 +63,9 @@ class ServiceContext:
         return checks
 
     async def _close(self, app: Any, **_: Any) -> None:
+        # Only the lag monitor: this runs before the agents stop, and a batch in flight must
+        # still be able to commit through the pool (its connections end with the process).
         await self._lag.close()
-        if self._pool is not None:
-            await self._pool.close()
 
     async def _measure(self) -> None:
         await self._lag.measure()
