@@ -61,8 +61,9 @@ CREATE TABLE scout.platinum_executive_summary (
     backtest_days           integer NOT NULL,
     backtest_mape           double precision,        -- the method, last 28 days held out
     baseline_method         text NOT NULL,
-    baseline_mape           double precision,        -- seasonal naive on the same hold-out
-    built_at                timestamptz NOT NULL DEFAULT now()
+    baseline_mape           double precision         -- seasonal naive on the same hold-out
+    -- no build time here: a rebuild of the same period leaves identical rows (the run
+    -- history, platinum_job_runs, has the times)
 );
 
 CREATE TABLE scout.platinum_campaign_insights (

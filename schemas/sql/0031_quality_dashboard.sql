@@ -106,7 +106,7 @@ platinum AS (
         CASE WHEN EXISTS (
                 SELECT 1 FROM information_schema.columns
                  WHERE table_schema = 'scout' AND table_name LIKE 'platinum%'
-                   AND column_name ~ '(customer|phone|email|e_mail)')
+                   AND column_name ~ '^(customer(_(key|id|name))?|.*(phone|e_?mail).*)$')
              THEN 0 ELSE f.valid + p.valid END AS valid,
         (SELECT extract(epoch FROM now() - min(last_success))
            FROM (SELECT max(finished_at) AS last_success

@@ -1,6 +1,6 @@
 """The data quality dashboard (view ``scout.data_quality_dashboard``) as rows and gauges.
 
-The view's definitions live in the migrations (``0031_quality_dashboard.sql`` and later);
+The view's definitions live in ``schemas/sql/0031_quality_dashboard.sql``;
 the platinum worker calls :func:`read` on a timer so Prometheus shows the same numbers that
 ``scout quality`` prints.
 """
