@@ -410,7 +410,7 @@ class Freshness:
     table_p50: float
     table_p99: float
     table_max: float
-    metric_p99: float  # histogram_quantile over scout_publish_freshness_seconds
+    metric_p99: float  # histogram_quantile over scout_freshness_seconds
 
 
 async def run_freshness(s: Scenario, rate: float, seconds: float, logs: Path) -> Freshness:
@@ -434,10 +434,10 @@ async def run_freshness(s: Scenario, rate: float, seconds: float, logs: Path) ->
 
 
 def histogram_quantile(q: float, metrics: str) -> float:
-    """Prometheus' histogram_quantile for bronze's scout_publish_freshness_seconds."""
+    """Prometheus' histogram_quantile for bronze's scout_freshness_seconds."""
     buckets = []
     for line in metrics.splitlines():
-        if line.startswith("scout_publish_freshness_seconds_bucket{") and 'layer="bronze"' in line:
+        if line.startswith("scout_freshness_seconds_bucket{") and 'layer="bronze"' in line:
             head, _, value = line.rpartition(" ")
             le = head.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(le), float(value)))

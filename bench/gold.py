@@ -82,7 +82,7 @@ class Step:
     curve_max: float
     metric_p50: float
     metric_p99: float
-    silver_p99: float  # scout_publish_freshness_seconds of silver (its input's publish time)
+    silver_p99: float  # scout_freshness_seconds of silver (source Kafka time → silver commit)
     bronze_p99: float
     gold_flush_p50: float  # scout_batch_flush_seconds of gold
     early_p50: float  # curve p50 of the first / last third of the step
@@ -168,12 +168,8 @@ def histograms(p: Pipeline) -> dict[str, dict[float, float]]:
     return {
         "gold": scrape_histogram(p.ports["gold"], "scout_freshness_seconds", layer="gold"),
         "flush": scrape_histogram(p.ports["gold"], "scout_batch_flush_seconds", layer="gold"),
-        "silver": scrape_histogram(
-            p.ports["silver"], "scout_publish_freshness_seconds", layer="silver"
-        ),
-        "bronze": scrape_histogram(
-            p.ports["bronze"], "scout_publish_freshness_seconds", layer="bronze"
-        ),
+        "silver": scrape_histogram(p.ports["silver"], "scout_freshness_seconds", layer="silver"),
+        "bronze": scrape_histogram(p.ports["bronze"], "scout_freshness_seconds", layer="bronze"),
     }
 
 

@@ -37,7 +37,6 @@ from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,
     FRESHNESS,
-    PUBLISH_FRESHNESS,
     RECORDS_CONSUMED,
     RECORDS_REJECTED,
     RECORDS_WRITTEN,
@@ -90,12 +89,8 @@ class BronzeWriter:
             RECORDS_REJECTED.labels(LAYER, error.reason).inc()
         now = datetime.now(UTC)
         freshness = FRESHNESS.labels(LAYER)
-        publish = PUBLISH_FRESHNESS.labels(LAYER)
         for row in result.landed:
-            # For bronze, event time is the Kafka record time: the payload is not parsed yet.
-            age = (now - row.kafka.timestamp).total_seconds()
-            freshness.observe(age)
-            publish.observe(age)
+            freshness.observe((now - row.kafka.timestamp).total_seconds())
 
     async def _hand_off(self, result: WriteResult) -> None:
         """Publish the landed rows to silver and wait until the broker has them."""

@@ -1,4 +1,4 @@
-"""PostgreSQL access: connection pools per service role, retries, and small COPY helpers.
+"""PostgreSQL access: connection pools per service role, connecting with retries.
 
 Each service's pool acts as that service's database role (``SET ROLE`` at connect time),
 so the privileges granted in the migrations are what the running code really has.
@@ -7,8 +7,6 @@ so the privileges granted in the migrations are what the running code really has
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -80,22 +78,3 @@ def redact_dsn(dsn: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"
-
-
-async def copy_into_temp(
-    conn: asyncpg.Connection,
-    temp_table: str,
-    like_table: str,
-    columns: Sequence[str],
-    records: Sequence[tuple[Any, ...]],
-) -> None:
-    """COPY ``records`` into a transaction-scoped temp table shaped like ``like_table``.
-
-    Must run inside a transaction (the temp table is dropped on commit). Table names are
-    constants of the calling repo module, never user input.
-    """
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {temp_table} "
-        f"(LIKE {like_table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await conn.copy_records_to_table(temp_table, records=records, columns=list(columns))

@@ -114,11 +114,12 @@ class ChangedGroups:
     """Groups a silver batch changed: gold recomputes exactly these.
 
     ``store_sales`` (store → transactions, revenue of the rows written) feeds gold's live
-    rolling windows; ``event_times_ms`` (a sample of source Kafka times) its freshness.
+    rolling windows; ``oldest_event_ms`` (the oldest source Kafka time in the batch) its
+    freshness.
     """
 
     store_days: frozenset[tuple[str, date]]
-    event_times_ms: tuple[int, ...] = ()
+    oldest_event_ms: int | None = None
     store_sales: tuple[tuple[str, int, Decimal], ...] = ()
 
     def encode(self) -> bytes:
@@ -126,7 +127,7 @@ class ChangedGroups:
             {
                 "v": HANDOFF_VERSION,
                 "store_days": sorted([s, d.isoformat()] for s, d in self.store_days),
-                "event_times_ms": list(self.event_times_ms),
+                "oldest_event_ms": self.oldest_event_ms,
                 "store_sales": [[s, n, str(r)] for s, n, r in self.store_sales],
             },
             separators=(",", ":"),
@@ -139,6 +140,6 @@ class ChangedGroups:
             raise ValueError(f"unknown silver-changes message version {body.get('v')!r}")
         return cls(
             store_days=frozenset((s, date.fromisoformat(d)) for s, d in body["store_days"]),
-            event_times_ms=tuple(body.get("event_times_ms", ())),
+            oldest_event_ms=body.get("oldest_event_ms"),
             store_sales=tuple((s, int(n), Decimal(r)) for s, n, r in body.get("store_sales", ())),
         )

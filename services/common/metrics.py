@@ -43,12 +43,6 @@ FRESHNESS = Histogram(
     ["layer"],
     buckets=FRESHNESS_BUCKETS,
 )
-PUBLISH_FRESHNESS = Histogram(
-    "scout_publish_freshness_seconds",
-    "Kafka publish time of the record the layer consumed to committed in the layer",
-    ["layer"],
-    buckets=FRESHNESS_BUCKETS,
-)
 QUALITY_SCORE = Gauge(
     "scout_quality_score", "Share of valid records in the layer (0..1)", ["layer"]
 )

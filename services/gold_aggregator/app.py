@@ -67,7 +67,7 @@ class GoldAggregator:
 
     async def enqueue(self, messages: Sequence[ChangedGroups]) -> None:
         store_days = {key for m in messages for key in m.store_days}
-        times = [t for m in messages for t in m.event_times_ms]
+        times = [m.oldest_event_ms for m in messages if m.oldest_event_ms is not None]
         oldest = (datetime.fromtimestamp(min(times) / 1000, UTC) if times
                   else datetime.now(UTC))  # fmt: skip
         if not store_days:

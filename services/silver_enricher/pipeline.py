@@ -24,7 +24,6 @@ from services.common.metrics import (
     BATCH_FLUSH,
     EVENT_LATENESS,
     FRESHNESS,
-    PUBLISH_FRESHNESS,
     RECORDS_REJECTED,
     RECORDS_WARNED,
     RECORDS_WRITTEN,
@@ -37,7 +36,6 @@ from services.silver_enricher.transform import Refined, Refiner
 log = logging.getLogger(__name__)
 LAYER = "silver"
 MASTER_REFRESH_S = 60.0
-FRESHNESS_SAMPLE = 200  # source timestamps passed on to gold per message
 
 Publish = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) → delivered
 DaySales = dict[date, dict[str, tuple[int, Decimal]]]  # day → store → (transactions, revenue)
@@ -154,14 +152,11 @@ class SilverPipeline:
         for rule, n in refined.warned.items():
             RECORDS_WARNED.labels(LAYER, rule).inc(n)
         now = datetime.now(UTC)
-        freshness, publish = FRESHNESS.labels(LAYER), PUBLISH_FRESHNESS.labels(LAYER)
-        lateness = EVENT_LATENESS.labels(LAYER)
+        freshness, lateness = FRESHNESS.labels(LAYER), EVENT_LATENESS.labels(LAYER)
         for occurred in refined.event_times:
             lateness.observe(max(0.0, (now - occurred).total_seconds()))
         for record in records:
-            age = max(0.0, (now - record.kafka_timestamp).total_seconds())
-            freshness.observe(age)
-            publish.observe(age)
+            freshness.observe(max(0.0, (now - record.kafka_timestamp).total_seconds()))
 
     async def announce(
         self,
@@ -173,13 +168,12 @@ class SilverPipeline:
         by_day: dict[date, set[tuple[str, date]]] = defaultdict(set)
         for store_id, day in groups:
             by_day[day].add((store_id, day))
-        step = max(1, len(times) // FRESHNESS_SAMPLE)
-        sample = tuple(int(t.timestamp() * 1000) for t in list(times)[::step])
+        oldest = int(min(times).timestamp() * 1000) if times else None
         for day, day_groups in by_day.items():
             day_sales = (sales or {}).get(day, {})
             message = ChangedGroups(
                 frozenset(day_groups),
-                sample,
+                oldest,
                 tuple((s, n, r) for s, (n, r) in sorted(day_sales.items())),
             )
             await self.publish(day.isoformat().encode(), message.encode())

@@ -75,10 +75,6 @@ class Refined:
     waiting_stores: set[str] = field(default_factory=set)  # quarantined as unknown_store
     unknown_skus: set[str] = field(default_factory=set)  # kept, enriched as 'unknown'
 
-    @property
-    def valid(self) -> int:
-        return len(self.lineage) - len(self.quarantine)
-
 
 class Refiner:
     """Turns decoded bronze records into :class:`Refined` rows."""
