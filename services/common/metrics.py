@@ -92,11 +92,18 @@ PRIVACY_EPSILON_BUDGET = Gauge(
 )
 GOLD_FROM_SILVER = Histogram(
     "scout_gold_from_silver_seconds",
-    "Silver commit (change announced) to the gold group recomputed and visible",
+    "Silver's transaction (change captured) to the gold group updated and visible",
     buckets=FRESHNESS_BUCKETS,
 )
 GOLD_PENDING_GROUPS = Gauge(
     "scout_gold_pending_groups", "Gold groups waiting to be recomputed", ["kind"]
+)
+GOLD_GROUPS_LOADED = Counter(
+    "scout_gold_groups_loaded_total",
+    "Gold (store, day) groups built from silver (new to the worker, restarted, or stale)",
+)
+GOLD_GROUPS_IN_MEMORY = Gauge(
+    "scout_gold_groups_in_memory", "Gold (store, day) groups whose exact state a worker holds"
 )
 EVENT_LATENESS = Histogram(
     "scout_event_lateness_seconds",

@@ -1,10 +1,12 @@
-"""Gold Faust worker: queue the groups silver changed, recompute them in flush loops.
+"""Gold Faust worker: keep the gold tables from silver's changes, in flush loops.
 
-The agent only records *which* groups changed (in ``gold_pending_groups``, in the same
-transaction that lets Kafka move on), so a crash never loses a group. Two timers drain the
-queue: (store, day) groups every 0.5 s, the day-wide tables every 2 s; each recomputes its
-groups from silver in set-based statements. Many changes to a group between two flushes
-cost one recomputation. A third timer reconciles gold with silver and exports mismatches.
+``gold_business_metrics`` (per store and local day, the table freshness is defined on) is
+kept incrementally: every 0.5 s a flush applies the changes silver's triggers captured to the
+groups' exact state in memory (:mod:`incremental`), so its cost follows the changes, not the
+size of the day. The day-wide tables are recomputed per day from silver every 5 s: the agent
+records *which* days changed (in ``gold_pending_groups``, in the same transaction that lets
+Kafka move on), so a crash never loses a day. A third timer reconciles gold with a
+from-scratch recomputation and exports mismatches.
 
 The live rolling windows (transactions and revenue per store over the last 15 minutes,
 hopping by a minute) are Faust tables, served as JSON at ``/gold/rolling``.
@@ -19,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import faust
@@ -27,11 +28,13 @@ import faust
 from services.common.batching import consume_in_batches, run_to_completion
 from services.common.handoff import ChangedGroups
 from services.common.kafka import make_app, topics_for
-from services.common.lifecycle import retry
+from services.common.lifecycle import TRANSIENT_DB_ERRORS, retry
 from services.common.metrics import (
     BATCH_FLUSH,
     FRESHNESS,
     GOLD_FROM_SILVER,
+    GOLD_GROUPS_IN_MEMORY,
+    GOLD_GROUPS_LOADED,
     GOLD_GROUPS_UPDATED,
     GOLD_PENDING_GROUPS,
     GOLD_RECONCILIATION_MISMATCHES,
@@ -41,6 +44,8 @@ from services.common.metrics import (
 from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.gold_aggregator import repo
+from services.gold_aggregator.incremental import BusinessMetrics
+from services.gold_aggregator.state import InconsistentState
 
 log = logging.getLogger(__name__)
 LAYER = "gold"
@@ -58,6 +63,7 @@ class GoldAggregator:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._not_before = {repo.STORE_DAY: 0.0, repo.DAY: 0.0}
+        self.business = BusinessMetrics()
 
     def due(self, kind: str) -> bool:
         return time.monotonic() >= self._not_before[kind]
@@ -66,66 +72,82 @@ class GoldAggregator:
         self._not_before[kind] = time.monotonic() + seconds * (1 / FLUSH_DUTY_CYCLE - 1)
 
     async def enqueue(self, messages: Sequence[ChangedGroups]) -> None:
-        store_days = {key for m in messages for key in m.store_days}
+        days = {day for m in messages for _, day in m.store_days}
         times = [m.oldest_event_ms for m in messages if m.oldest_event_ms is not None]
         oldest = (datetime.fromtimestamp(min(times) / 1000, UTC) if times
                   else datetime.now(UTC))  # fmt: skip
-        if not store_days:
+        if not days:
             return
 
         async def write() -> None:
             pool = await self.ctx.pool()
             async with pool.acquire() as conn, conn.transaction():
-                await repo.enqueue(conn, store_days, oldest)
+                await repo.enqueue_days(conn, days, oldest)
 
         await retry(write, what="gold enqueue", on_retry=self.ctx.db_failed)
         self.ctx.db_ok()
 
     async def flush_store_days(self) -> int:
-        """Recompute queued (store, day) groups until the queue is empty."""
+        """Apply the captured silver changes to ``gold_business_metrics`` until none is left."""
         if not self.due(repo.STORE_DAY):
             return 0
         started, total = time.perf_counter(), 0
         while True:
-            n = await retry(partial(self._flush, repo.STORE_DAY), what="gold flush",
+            n = await retry(self._flush_business, what="gold flush",
+                            retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
                             on_retry=self.ctx.db_failed)  # fmt: skip
             total += n
             if n < CLAIM_LIMIT:
                 self._pace(repo.STORE_DAY, time.perf_counter() - started)
                 return total
 
+    async def _flush_business(self) -> int:
+        pool = await self.ctx.pool()
+        started = time.perf_counter()
+        try:
+            async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                flushed = await self.business.flush(conn, CLAIM_LIMIT)
+        except BaseException:
+            # The changes taken return with the rollback; the state they touched may not.
+            self.business.forget()
+            raise
+        finally:
+            GOLD_GROUPS_IN_MEMORY.set(len(self.business))
+        self.ctx.db_ok()
+        if not flushed.groups:
+            return 0
+        now = datetime.now(UTC)
+        BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
+        GOLD_GROUPS_UPDATED.labels("gold_business_metrics").observe(flushed.written)
+        RECORDS_WRITTEN.labels(LAYER, "gold_business_metrics").inc(flushed.written)
+        GOLD_GROUPS_LOADED.inc(flushed.loaded)
+        for oldest in flushed.oldest_event_at:
+            FRESHNESS.labels(LAYER).observe(max(0.0, (now - oldest).total_seconds()))
+        for captured in flushed.captured_at:
+            GOLD_FROM_SILVER.observe(max(0.0, (now - captured).total_seconds()))
+        return flushed.groups
+
     async def flush_days(self) -> int:
         if not self.due(repo.DAY):
             return 0
         started = time.perf_counter()
-        n = await retry(partial(self._flush, repo.DAY), what="gold day flush",
-                        on_retry=self.ctx.db_failed)  # fmt: skip
+        n = await retry(self._flush_days, what="gold day flush", on_retry=self.ctx.db_failed)
         self._pace(repo.DAY, time.perf_counter() - started)
         return int(n)
 
-    async def _flush(self, kind: str) -> int:
+    async def _flush_days(self) -> int:
         pool = await self.ctx.pool()
         started = time.perf_counter()
         async with pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim(conn, kind, CLAIM_LIMIT if kind == repo.STORE_DAY else 64)
+            claimed = await repo.claim(conn, repo.DAY, 64)
             if not claimed.keys:
                 return 0
-            if kind == repo.STORE_DAY:
-                written = {
-                    "gold_business_metrics": await repo.refresh_store_days(conn, claimed.keys)
-                }
-            else:
-                written = await repo.refresh_days(conn, sorted({d for _, d in claimed.keys}))
+            written = await repo.refresh_days(conn, sorted({d for _, d in claimed.keys}))
         self.ctx.db_ok()
-        now = datetime.now(UTC)
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         for table, n in written.items():
             GOLD_GROUPS_UPDATED.labels(table).observe(n)
             RECORDS_WRITTEN.labels(LAYER, table).inc(n)
-        if kind == repo.STORE_DAY:  # freshness is defined on the per-store table
-            for oldest, enqueued in zip(claimed.oldest_event_at, claimed.enqueued_at, strict=True):
-                FRESHNESS.labels(LAYER).observe(max(0.0, (now - oldest).total_seconds()))
-                GOLD_FROM_SILVER.observe(max(0.0, (now - enqueued).total_seconds()))
         return len(claimed.keys)
 
     async def verify(self) -> dict[str, int]:
@@ -133,13 +155,11 @@ class GoldAggregator:
         since = date.today() - timedelta(days=VERIFY_DAYS)
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             result = await repo.mismatches(conn, since)
-            pending = await conn.fetch(
-                "SELECT kind, count(*) AS n FROM scout.gold_pending_groups GROUP BY kind"
-            )
+            pending = await repo.pending_counts(conn)
         for table, n in result.items():
             GOLD_RECONCILIATION_MISMATCHES.labels(table).set(n)
-        for kind in (repo.STORE_DAY, repo.DAY):
-            GOLD_PENDING_GROUPS.labels(kind).set(sum(r["n"] for r in pending if r["kind"] == kind))
+        for kind, n in pending.items():
+            GOLD_PENDING_GROUPS.labels(kind).set(n)
         return result
 
 

@@ -23,17 +23,15 @@ class Claimed:
     enqueued_at: list[datetime]
 
 
-async def enqueue(
-    conn: asyncpg.Connection, store_days: Iterable[tuple[str, date]], oldest_event_at: datetime
+async def enqueue_days(
+    conn: asyncpg.Connection, days: Iterable[date], oldest_event_at: datetime
 ) -> int:
-    """Queue the (store, day) groups and their days for recomputation."""
-    store_days = sorted(set(store_days))
-    days = sorted({d for _, d in store_days})
-    kinds = [STORE_DAY] * len(store_days) + [DAY] * len(days)
-    stores = [s for s, _ in store_days] + [""] * len(days)
-    dates = [d for _, d in store_days] + days
-    await conn.execute(sql.ENQUEUE, kinds, stores, dates, [oldest_event_at] * len(kinds))
-    return len(kinds)
+    """Queue local days for the recomputation of the day-wide tables. (The (store, day)
+    groups need no queue: silver's triggers capture their changes.)"""
+    days = sorted(set(days))
+    await conn.execute(sql.ENQUEUE, [DAY] * len(days), [""] * len(days), days,
+                       [oldest_event_at] * len(days))  # fmt: skip
+    return len(days)
 
 
 async def claim(conn: asyncpg.Connection, kind: str, limit: int) -> Claimed:
@@ -46,9 +44,12 @@ async def claim(conn: asyncpg.Connection, kind: str, limit: int) -> Claimed:
 
 
 async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str, date]]) -> int:
-    """Recompute ``gold_business_metrics`` for these groups; returns rows written or deleted."""
+    """Recompute ``gold_business_metrics`` for these groups from silver; returns rows written
+    or deleted. Bumps (and first locks) the groups' revisions, so a running aggregator
+    reloads them instead of trusting state that no longer matches the row."""
     if not keys:
         return 0
+    await conn.execute(sql.BUMP_REVISIONS, [s for s, _ in keys], [d for _, d in keys])
     row = await conn.fetchrow(
         sql.REFRESH_BUSINESS_METRICS, [s for s, _ in keys], [d for _, d in keys]
     )
@@ -64,6 +65,16 @@ async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> dict[s
         status = await conn.execute(insert, list(days))
         written[table] = int(status.rsplit(" ", 1)[1])
     return written
+
+
+async def pending_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Groups waiting: (store, day) groups with captured changes, days to recompute."""
+    return {
+        STORE_DAY: await conn.fetchval(f"SELECT count(*) FROM ({sql.CHANGED_GROUPS}) g"),
+        DAY: await conn.fetchval(
+            "SELECT count(*) FROM scout.gold_pending_groups WHERE kind = $1", DAY
+        ),
+    }
 
 
 async def all_store_days(conn: asyncpg.Connection, since: date) -> list[tuple[str, date]]:
@@ -86,9 +97,10 @@ SELECT (SELECT count(*) FROM missing) + (SELECT count(*) FROM extra)
 
 async def mismatches(conn: asyncpg.Connection, since: date) -> dict[str, int]:
     """Rows that differ between gold and a from-scratch recomputation, per table, for the
-    days from ``since``; groups still waiting in the pending queue are left out."""
+    days from ``since``; groups and days whose changes are not applied yet are left out."""
     pending = await conn.fetch("SELECT kind, store_id, date_key FROM scout.gold_pending_groups")
-    pending_store_days = {(r["store_id"], r["date_key"]) for r in pending if r["kind"] == STORE_DAY}
+    changed = await conn.fetch(sql.CHANGED_GROUPS)
+    pending_store_days = {(r["store_id"], r["date_key"]) for r in changed}
     pending_days = {r["date_key"] for r in pending if r["kind"] == DAY}
     store_days = [k for k in await all_store_days(conn, since) if k not in pending_store_days]
     days = [d for d in await all_days(conn, since) if d not in pending_days]

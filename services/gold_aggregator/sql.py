@@ -84,6 +84,57 @@ gone AS (
 SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS deleted
 """
 
+# Incremental maintenance of gold_business_metrics (see state.py and schemas/sql/0040).
+# Take every captured change of up to $1 groups (all of a group's changes: a group loaded from
+# silver in the same snapshot already contains them).
+CLAIM_CHANGES = """
+WITH groups AS (SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas LIMIT $1)
+DELETE FROM scout.gold_silver_deltas d USING groups g
+WHERE d.store_id = g.store_id AND d.date_key = g.date_key
+RETURNING d.kind, d.sign, d.store_id, d.date_key, d.value, d.customer_key, d.customer_type,
+          d.region, d.city, d.kafka_timestamp, d.captured_at
+"""
+# Lock the groups and bump their revisions; returns the new revision per group.
+BUMP_REVISIONS = """
+INSERT INTO scout.gold_group_revisions AS r (store_id, date_key, revision)
+SELECT store_id, date_key, 1 FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+ON CONFLICT (store_id, date_key) DO UPDATE SET revision = r.revision + 1
+RETURNING store_id, date_key, revision
+"""
+# A group's silver rows, to build its state from scratch.
+LOAD_TRANSACTIONS = """
+SELECT t.store_id, t.local_date AS date_key, t.amount, t.customer_key, t.customer_type,
+       t.region, t.city
+FROM scout.silver_transactions_cleaned t
+JOIN unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+  ON t.store_id = k.store_id AND t.local_date = k.date_key
+"""
+LOAD_SUMS = """
+SELECT k.store_id, k.date_key,
+       (SELECT coalesce(sum(r.value), 0) FROM scout.silver_device_readings r
+        WHERE r.store_id = k.store_id AND r.local_date = k.date_key AND r.kind = 'footfall')
+           AS footfall,
+       (SELECT coalesce(sum(s.spend), 0) FROM scout.silver_campaign_spend s
+        WHERE s.store_id = k.store_id AND s.spend_date = k.date_key) AS spend
+FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+"""
+UPSERT_BUSINESS_METRICS = f"""
+INSERT INTO scout.gold_business_metrics AS g ({_BUSINESS_VALUES})
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::integer[],
+                     $6::numeric[], $7::numeric[], $8::integer[], $9::numeric[], $10::numeric[],
+                     $11::integer[], $12::integer[], $13::bigint[], $14::numeric[], $15::numeric[])
+ON CONFLICT (store_id, date_key) DO UPDATE SET {_BUSINESS_SET}, updated_at = now()
+WHERE ({_BUSINESS_CHANGED}) IS DISTINCT FROM ({_BUSINESS_NEW})
+"""
+DELETE_BUSINESS_METRICS = """
+DELETE FROM scout.gold_business_metrics g
+USING unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+WHERE g.store_id = k.store_id AND g.date_key = k.date_key
+"""
+# min() in the database's collation, as the recomputation compares text.
+MIN_TEXT = "SELECT min(x) FROM unnest($1::text[]) AS x"
+CHANGED_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas"
+
 # Day-wide tables, for the local days in $1 date[].
 CUSTOMER_INSIGHTS_FRESH = """
 WITH per_segment AS MATERIALIZED (

@@ -79,6 +79,9 @@ async def seed_silver_and_gold(db: asyncpg.Connection) -> None:
         records=[("A", today, "NCR", "Makati", 3, Decimal("30.00"), 10, 0, 10, 0, 0, 0, 0),
                  ("B", today, "NCR", "Makati", 3, Decimal("20.00"), 10, 0, 10, 0, 0, 0, 0)],
     )  # fmt: skip
+    # No aggregator ran: drop the changes silver's triggers captured, as if gold had applied
+    # them (B's wrong row then has no change waiting to excuse it).
+    await db.execute("DELETE FROM scout.gold_silver_deltas")
 
 
 async def test_dashboard_scores_freshness_and_gates(settings: Settings,
@@ -101,10 +104,10 @@ async def test_dashboard_scores_freshness_and_gates(settings: Settings,
     assert (gold["total_records"], gold["valid_records"]) == (2, 1)
     assert gold["score_met"] is False and gold["gate_met"] is False
 
-    # B waits in the pending queue (enqueued just now): balanced "within the SLA".
+    # A change to B waits for the aggregator (captured just now): balanced "within the SLA".
     await db.execute(
-        "INSERT INTO scout.gold_pending_groups (kind, store_id, date_key, oldest_event_at) "
-        "VALUES ('store_day', 'B', current_date, now() - interval '60 seconds')"
+        "INSERT INTO scout.gold_silver_deltas (kind, sign, store_id, date_key, value, "
+        "kafka_timestamp) VALUES ('spend', 1, 'B', current_date, 1, now() - interval '60 seconds')"
     )
     gold = (await dashboard(db))["gold"]
     assert gold["valid_records"] == 2 and gold["score_met"]
