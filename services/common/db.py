@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 
 
 def _server_settings(role: str | None, application_name: str) -> dict[str, str]:
-    settings = {"application_name": application_name, "timezone": "UTC"}
+    settings = {
+        "application_name": application_name,
+        "timezone": "UTC",
+        # Plan each parameterised statement with its values and the tables' current size: the
+        # tables grow from empty within minutes, and a generic plan made on an empty table
+        # (a sequential scan) would otherwise stay until the next ANALYZE. The services run
+        # few set-based statements per batch, so planning each costs little.
+        "plan_cache_mode": "force_custom_plan",
+    }
     if role:
         # A startup parameter is equivalent to SET ROLE for the whole session.
         settings["role"] = role

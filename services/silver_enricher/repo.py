@@ -1,8 +1,8 @@
 """Silver SQL: one transaction per batch; COPY into staging tables, then set-based merges.
 
 Transactions merge with "newest wins" on (version, kafka_timestamp, bronze_id), so any
-arrival order of versions — and any redelivery — converges to the same row. The merge also
-returns the (store, day) a corrected row had before, so gold recomputes both groups.
+arrival order of versions — and any redelivery — converges to the same row. The batch also
+reports the (store, day) a corrected row had before, so gold recomputes both groups' days.
 """
 
 from __future__ import annotations
@@ -44,19 +44,12 @@ CREATE TEMP TABLE IF NOT EXISTS {ITEM_STAGE}
 
 def _merge_transactions(newer: str) -> str:
     return f"""
-WITH old AS (
-    SELECT t.transaction_id, t.store_id, t.local_date
-    FROM scout.silver_transactions_cleaned t JOIN {TX_STAGE} s USING (transaction_id)
-), merged AS (
-    INSERT INTO scout.silver_transactions_cleaned AS t ({_TX_COLS})
-    SELECT {_TX_COLS} FROM {TX_STAGE}
-    ON CONFLICT (transaction_id) DO UPDATE SET {_TX_UPDATE}, updated_at = now()
-    WHERE (t.version, t.kafka_timestamp, t.bronze_id::text)
-        {newer} (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
-    RETURNING transaction_id
-)
-SELECT m.transaction_id, o.store_id AS old_store_id, o.local_date AS old_local_date
-FROM merged m LEFT JOIN old o USING (transaction_id)
+INSERT INTO scout.silver_transactions_cleaned AS t ({_TX_COLS})
+SELECT {_TX_COLS} FROM {TX_STAGE}
+ON CONFLICT (transaction_id) DO UPDATE SET {_TX_UPDATE}, updated_at = now()
+WHERE (t.version, t.kafka_timestamp, t.bronze_id::text)
+    {newer} (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
+RETURNING transaction_id
 """
 
 
@@ -64,12 +57,20 @@ FROM merged m LEFT JOIN old o USING (transaction_id)
 MERGE_TRANSACTIONS = _merge_transactions("<")
 # Re-enrichment after late master data: the same record again may replace its own row.
 REENRICH_TRANSACTIONS = _merge_transactions("<=")
+# The (store, day) the batch's transactions have before the merge: a correction may move one.
+# (A parameter, not a join with the stage table, so that the plan is made for the table's
+# size now — see plan_cache_mode in services/common/db.py.)
+CURRENT_GROUPS = """
+SELECT transaction_id, store_id, local_date FROM scout.silver_transactions_cleaned
+WHERE transaction_id = ANY($1::uuid[])
+"""
 # Two statements: a DELETE and an INSERT in one statement's CTEs would see the same snapshot
 # and collide on the primary key.
 DELETE_ITEMS = "DELETE FROM scout.silver_transaction_items WHERE transaction_id = ANY($1::uuid[])"
 INSERT_ITEMS = f"""
 INSERT INTO scout.silver_transaction_items ({", ".join(ITEM_COLUMNS)})
-SELECT {", ".join(ITEM_COLUMNS)} FROM {ITEM_STAGE} WHERE transaction_id = ANY($1::uuid[])
+SELECT {", ".join(f"s.{c}" for c in ITEM_COLUMNS)}
+FROM {ITEM_STAGE} s JOIN unnest($1::uuid[]) AS m(transaction_id) USING (transaction_id)
 """
 MERGE_SPEND = """
 INSERT INTO scout.silver_campaign_spend AS s
@@ -191,14 +192,16 @@ async def write(
         await conn.copy_records_to_table(
             ITEM_STAGE, records=[i for t in txs for i in t.items], columns=ITEM_COLUMNS
         )
+        current = await conn.fetch(CURRENT_GROUPS, list(refined.transactions))
+        before = {r["transaction_id"]: (r["store_id"], r["local_date"]) for r in current}
         merged = await conn.fetch(REENRICH_TRANSACTIONS if reenrich else MERGE_TRANSACTIONS)
         changed = len(merged)
-        for row in merged:
-            if row["old_store_id"] is not None:
-                groups.add((row["old_store_id"], row["old_local_date"]))
-        if merged:
-            merged_ids = [row["transaction_id"] for row in merged]
-            await conn.execute(DELETE_ITEMS, merged_ids)
+        merged_ids = [row["transaction_id"] for row in merged]
+        replaced = [tid for tid in merged_ids if tid in before]
+        groups.update(before[tid] for tid in replaced)
+        if replaced:  # new transactions have no items yet
+            await conn.execute(DELETE_ITEMS, replaced)
+        if merged_ids:
             await conn.execute(INSERT_ITEMS, merged_ids)
     if refined.spends:
         await conn.execute(MERGE_SPEND, *columns(refined.spends.values(), 9))
