@@ -159,7 +159,7 @@ def up(settings: Settings) -> tuple[int, bool]:
             "-t",
             "60",
             "-o",
-            f"-p {settings.pg_port}",
+            server_options(settings),
             "start",
         ]
     )
@@ -212,6 +212,14 @@ def down(settings: Settings) -> bool:
     return True
 
 
+def server_options(settings: Settings) -> str:
+    """Options given to the server at every start (so existing clusters get them too).
+    random_page_cost: the data sits on SSD or in memory; at the default (4, for spinning
+    disks) the planner prefers a sequential scan of a 300k-row table to ~3k index probes
+    that take a tenth of the time (measured on silver's merge)."""
+    return f"-p {settings.pg_port} -c random_page_cost=1.1"
+
+
 def restart(settings: Settings) -> None:
     """Restart the server (used by the fault-injection tests)."""
     p = paths(settings)
@@ -228,7 +236,7 @@ def restart(settings: Settings) -> None:
             "-l",
             str(p.log_file),
             "-o",
-            f"-p {settings.pg_port}",
+            server_options(settings),
             "restart",
         ]
     )
