@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import signal
 import subprocess
@@ -25,6 +26,9 @@ SERVICES = {
     "gold": "services.gold_aggregator.app",
     "platinum": "services.platinum_builder.app",
 }
+
+
+GC_THRESHOLD = 50_000  # net allocations between young-generation collections (default 700)
 
 
 def register(subparsers: Any) -> None:
@@ -59,11 +63,26 @@ def run_one(service: str, settings: Settings) -> int:
     asyncio.run(create_topics(settings))
     module = importlib.import_module(SERVICES[service])
     app = module.build_app(settings)
+    tune_garbage_collector()
     worker = faust.Worker(
         app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
     )
     worker.execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles far less often than Python's default (every 700 net allocations).
+
+    A worker allocates a few containers per record (JSON dicts, models, row tuples) that die
+    with the batch, while its heap holds a whole batch: the default thresholds scanned that
+    heap again and again, about half of silver's refine time (57 → 32 µs per record,
+    decode 13 → 6 µs; bench/results/gold.md). The objects that live as long as the process
+    (modules, the app) are frozen out of every collection.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
 def run_all(services: list[str]) -> int:
