@@ -22,6 +22,11 @@ CREATE TABLE scout.gold_silver_deltas (
     captured_at      timestamptz NOT NULL DEFAULT now()  -- silver's transaction
 );
 CREATE INDEX gold_silver_deltas_group_idx ON scout.gold_silver_deltas (store_id, date_key);
+-- Every row is deleted within a second of its insert: vacuum after a fixed number of dead
+-- rows rather than a share of a table that is nearly empty most of the time.
+ALTER TABLE scout.gold_silver_deltas SET (autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 10000);
 
 -- Bumped by every write of a group's state (the aggregator's flush, `scout gold rebuild`).
 -- A worker trusts the state it holds in memory only if the revision is still the one it

@@ -62,12 +62,13 @@ class BusinessMetrics:
         return len(self._groups)
 
     async def flush(self, conn: asyncpg.Connection, limit: int) -> Flushed:
-        """Apply the captured changes of up to ``limit`` groups; run in a REPEATABLE READ
-        transaction and call :meth:`forget` if it or its commit fails."""
+        """Apply the captured changes of about ``limit`` groups (more when whole stores and
+        days are taken); run in a REPEATABLE READ transaction and call :meth:`forget` if it
+        or its commit fails."""
         changes: dict[Key, list[Change]] = defaultdict(list)
         oldest_event: dict[Key, datetime] = {}
         captured: dict[Key, datetime] = {}
-        for r in await conn.fetch(sql.CLAIM_CHANGES, limit):
+        for r in await claim_changes(conn, limit):
             key = (r["store_id"], r["date_key"])
             changes[key].append(Change(r["kind"], r["sign"], r["value"], r["customer_key"],
                                        r["customer_type"], r["region"], r["city"]))  # fmt: skip
@@ -126,6 +127,18 @@ class BusinessMetrics:
         idle = [k for k, t in self._last_change.items() if now - t > self._idle_s]
         for key in idle:
             del self._groups[key], self._last_change[key]
+
+
+async def claim_changes(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """All visible changes of up to about ``limit`` groups (see ``sql.CLAIM_ALL_CHANGES``)."""
+    groups = await conn.fetch(sql.CHANGED_GROUPS_UP_TO, limit)
+    if not groups:
+        return []
+    if len(groups) < limit:
+        return list(await conn.fetch(sql.CLAIM_ALL_CHANGES))
+    stores = sorted({g["store_id"] for g in groups})
+    days = sorted({g["date_key"] for g in groups})
+    return list(await conn.fetch(sql.CLAIM_CHANGES_OF, stores, days))
 
 
 async def load(conn: asyncpg.Connection, keys: Sequence[Key]) -> dict[Key, GroupState]:

@@ -85,14 +85,24 @@ SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS
 """
 
 # Incremental maintenance of gold_business_metrics (see state.py and schemas/sql/0040).
-# Take every captured change of up to $1 groups (all of a group's changes: a group loaded from
-# silver in the same snapshot already contains them).
-CLAIM_CHANGES = """
-WITH groups AS (SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas LIMIT $1)
-DELETE FROM scout.gold_silver_deltas d USING groups g
-WHERE d.store_id = g.store_id AND d.date_key = g.date_key
-RETURNING d.kind, d.sign, d.store_id, d.date_key, d.value, d.customer_key, d.customer_type,
-          d.region, d.city, d.kafka_timestamp, d.captured_at
+# Take the captured changes of a set of groups — always *all* visible changes of each group
+# taken (a group loaded from silver in the same snapshot already contains them). The groups
+# are listed first; if they are all the groups there are (the usual case), everything is
+# taken; otherwise the changes of the listed stores and days (a superset of the listed groups,
+# still whole groups). Both forms cost O(changes) whatever the planner thinks of this table,
+# whose size swings between empty and a backlog (a join of the group list with this table,
+# planned on statistics taken while it was empty, can become a nested loop over sequential
+# scans: quadratic in the backlog, which then grows).
+CHANGED_GROUPS_UP_TO = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas LIMIT $1"
+_CHANGE_COLUMNS = (
+    "kind, sign, store_id, date_key, value, customer_key, customer_type, region, city, "
+    "kafka_timestamp, captured_at"
+)
+CLAIM_ALL_CHANGES = f"DELETE FROM scout.gold_silver_deltas RETURNING {_CHANGE_COLUMNS}"
+CLAIM_CHANGES_OF = f"""
+DELETE FROM scout.gold_silver_deltas
+WHERE store_id = ANY($1::text[]) AND date_key = ANY($2::date[])
+RETURNING {_CHANGE_COLUMNS}
 """
 # Lock the groups and bump their revisions; returns the new revision per group.
 BUMP_REVISIONS = """
