@@ -180,9 +180,17 @@ async def delete_topics_with_prefix(settings: Settings, prefix: str) -> None:
 
 
 async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
-    """Ready means a metadata request succeeds, not just an open port."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await _start_with_timeout(admin, bootstrap, timeout)
+    """Ready means a metadata request succeeds, not just an open port. While the broker is
+    still starting, aiokafka's connection errors are expected: they are not logged (the
+    timeout's error says what failed)."""
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await _start_with_timeout(admin, bootstrap, timeout)
+    finally:
+        client_log.setLevel(level)
     try:
         await admin.list_topics()
     finally:
