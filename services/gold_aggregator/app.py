@@ -139,16 +139,17 @@ class GoldAggregator:
         pool = await self.ctx.pool()
         started = time.perf_counter()
         async with pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim(conn, repo.DAY, 64)
-            if not claimed.keys:
+            claimed = await repo.claim_days(conn, 64)
+            if not claimed:
                 return 0
-            written = await repo.refresh_days(conn, sorted({d for _, d in claimed.keys}))
+            written = await repo.refresh_days(conn, sorted({d for d, _ in claimed}))
+            await repo.finish_days(conn, claimed)
         self.ctx.db_ok()
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         for table, n in written.items():
             GOLD_GROUPS_UPDATED.labels(table).observe(n)
             RECORDS_WRITTEN.labels(LAYER, table).inc(n)
-        return len(claimed.keys)
+        return len(claimed)
 
     async def verify(self) -> dict[str, int]:
         pool = await self.ctx.pool()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
@@ -12,15 +11,6 @@ from services.gold_aggregator import sql
 
 STORE_DAY = "store_day"
 DAY = "day"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """Groups taken from the pending queue, with the oldest source event time per group."""
-
-    keys: list[tuple[str, date]]
-    oldest_event_at: list[datetime]
-    enqueued_at: list[datetime]
 
 
 async def enqueue_days(
@@ -34,13 +24,14 @@ async def enqueue_days(
     return len(days)
 
 
-async def claim(conn: asyncpg.Connection, kind: str, limit: int) -> Claimed:
-    rows = await conn.fetch(sql.CLAIM, kind, limit)
-    return Claimed(
-        [(r["store_id"], r["date_key"]) for r in rows],
-        [r["oldest_event_at"] for r in rows],
-        [r["enqueued_at"] for r in rows],
-    )
+async def claim_days(conn: asyncpg.Connection, limit: int) -> list[tuple[date, str]]:
+    """Up to ``limit`` pending days no other worker holds, with the version of their row."""
+    return [(r["date_key"], r["version"]) for r in await conn.fetch(sql.CLAIM_DAYS, limit)]
+
+
+async def finish_days(conn: asyncpg.Connection, claimed: Sequence[tuple[date, str]]) -> None:
+    """Drop the days recomputed, except those enqueued again meanwhile (new row version)."""
+    await conn.execute(sql.FINISH_DAYS, [d for d, _ in claimed], [v for _, v in claimed])
 
 
 async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str, date]]) -> int:

@@ -238,20 +238,27 @@ def refresh_day_table(table: str, fresh: str, columns: tuple[str, ...]) -> tuple
     )
 
 
-# The pending queue: enqueue (idempotent, keeps the oldest event time), and claim a slice.
+# The pending days: enqueue (idempotent, keeps the oldest event time), claim, finish.
 ENQUEUE = """
 INSERT INTO scout.gold_pending_groups AS p (kind, store_id, date_key, oldest_event_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::timestamptz[])
 ON CONFLICT (kind, store_id, date_key) DO UPDATE
 SET oldest_event_at = least(p.oldest_event_at, EXCLUDED.oldest_event_at)
 """
-CLAIM = """
-DELETE FROM scout.gold_pending_groups
-WHERE ctid IN (
-    SELECT ctid FROM scout.gold_pending_groups WHERE kind = $1
-    ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED
-)
-RETURNING store_id, date_key, oldest_event_at, enqueued_at
+# Days to recompute, taken without locking their rows: enqueueing a day again must not wait
+# for a recomputation of the whole day. An advisory lock per day keeps two workers apart;
+# the row version (xmin) taken lets FINISH_DAYS delete only rows not enqueued again since.
+CLAIM_DAYS = """
+SELECT date_key, xmin::text AS version FROM scout.gold_pending_groups
+WHERE kind = 'day'
+  AND pg_try_advisory_xact_lock(hashtext('scout.gold.day'), date_key - DATE '2000-01-01')
+ORDER BY enqueued_at LIMIT $1
+"""
+FINISH_DAYS = """
+DELETE FROM scout.gold_pending_groups p
+USING unnest($1::date[], $2::text[]) AS c(date_key, version)
+WHERE p.kind = 'day' AND p.store_id = '' AND p.date_key = c.date_key
+  AND p.xmin = c.version::xid
 """
 
 # All groups that exist in silver or gold (for rebuild and verify), from a day on ($1).

@@ -9,9 +9,10 @@ verify``) must find nothing.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -167,3 +168,31 @@ async def test_silver_role_changes_are_captured_without_gold_privileges(
             await db.execute("SET LOCAL ROLE scout_silver_enricher")
             await db.execute("SELECT count(*) FROM scout.gold_silver_deltas")
     assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") == 3
+
+
+async def test_a_day_enqueued_during_its_recomputation_is_not_blocked_nor_lost(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """The day flush holds no lock on the pending row while it recomputes: the consumer's
+    enqueue goes through at once, and the day stays queued for the next flush."""
+    day = DAYS[0]
+    other = await asyncpg.connect(database_url)
+    try:
+        await repo.enqueue_days(db, [day], datetime.now(UTC))
+        async with db.transaction():
+            claimed = await repo.claim_days(db, 64)
+            assert [d for d, _ in claimed] == [day]
+            # A second worker does not get the day while this one holds it.
+            async with other.transaction():
+                assert await repo.claim_days(other, 64) == []
+            await asyncio.wait_for(repo.enqueue_days(other, [day], datetime.now(UTC)), 2)
+            await repo.refresh_days(db, [day])
+            await repo.finish_days(db, claimed)
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_pending_groups") == 1
+        async with db.transaction():  # nothing enqueued meanwhile: the day is done
+            claimed = await repo.claim_days(db, 64)
+            await repo.refresh_days(db, [day])
+            await repo.finish_days(db, claimed)
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_pending_groups") == 0
+    finally:
+        await other.close()
