@@ -22,14 +22,14 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TypeVar
 
 TRANSACTION, FOOTFALL, SPEND = "transaction", "footfall", "spend"
 _Q4 = Decimal("0.0001")
-_EXACT = Context(prec=60)
-K = TypeVar("K")  # far more digits than any quotient here needs before rounding
+_EXACT = Context(prec=60)  # far more digits than any quotient here needs before rounding
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,6 @@ class Change:
     customer_type: str | None = None
     region: str | None = None
     city: str | None = None
-    kafka_timestamp: datetime | None = None
 
 
 class InconsistentState(Exception):
