@@ -469,3 +469,37 @@ async def test_correction_moves_exactly_its_store_day(
     assert s1["transaction_count"] == 3
     for key in before.keys() - {("S1", date(2026, 11, 20))}:
         assert after[key] == before[key], key  # untouched, including updated_at
+
+
+async def test_gold_killed_mid_stream_loses_and_doubles_nothing(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """SIGKILL the gold worker while traffic (with corrections and late data) flows: its
+    in-memory state and any flush in flight are gone; the changes wait in silver's capture
+    table, and a new worker rebuilds the groups it touches from silver."""
+    names = ("bronze", "silver", "gold")
+    services = [ServiceProcess(name, settings, tmp_path).start() for name in names]
+    try:
+        traffic = asyncio.ensure_future(asyncio.to_thread(
+            simulate, settings, tmp_path, "--rate", "2000", "--duration", "8",
+            "--faults", "0.1", "--seed", "5", "--stores", "10",
+        ))  # fmt: skip
+
+        async def gold_has_rows() -> bool:
+            return bool(await db.fetchval("SELECT count(*) FROM scout.gold_business_metrics"))
+
+        await wait_for(gold_has_rows, timeout=60, context=services[2].log_tail)
+        services[2].kill()
+        await asyncio.sleep(1.5)  # silver goes on; its changes wait for gold
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") > 0
+        services[2] = ServiceProcess("gold", settings, tmp_path).start()
+        manifest = await traffic
+        await until_silver_settles(db, manifest)
+        await until_gold_settles(db)
+        async with db.transaction(isolation="repeatable_read"):
+            assert set((await repo.mismatches(db, date(2000, 1, 1))).values()) == {0}
+        await assert_gold_equals_independent_recomputation(db)
+        assert services[2].metric("scout_gold_groups_loaded_total") > 0
+    finally:
+        for service in services:
+            service.stop()
