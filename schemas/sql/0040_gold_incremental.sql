@@ -1,7 +1,7 @@
--- Gold keeps gold_business_metrics incrementally: instead of recomputing a (store, day) group
--- from all of its silver rows on every flush (a cost that grows with the day), the aggregator
--- holds each group's exact state (sorted amounts, customer multisets, sums) and applies the
--- changes silver made since the last flush.
+-- Gold keeps its tables incrementally: instead of recomputing a (store, day) group, or a whole
+-- day for the day-wide tables, from all of its silver rows on every flush (a cost that grows
+-- with the day), the aggregator holds each group's and each day's exact state (sorted
+-- amounts, customer multisets, sums) and applies the changes silver made since the last flush.
 --
 -- The changes are captured by statement triggers on the silver tables, as signed rows
 -- (-1 = the old row's contribution, +1 = the new row's), in the transaction that makes the
@@ -9,15 +9,19 @@
 -- no privilege on gold: the trigger functions run as their owner (SECURITY DEFINER).
 
 CREATE TABLE scout.gold_silver_deltas (
-    kind             text NOT NULL CHECK (kind IN ('transaction', 'footfall', 'spend')),
+    kind             text NOT NULL CHECK (kind IN ('transaction', 'footfall', 'spend', 'items')),
     sign             smallint NOT NULL CHECK (sign IN (-1, 1)),
-    store_id         text NOT NULL,
+    store_id         text NOT NULL,      -- '' for 'items' (a day's lines of one brand)
     date_key         date NOT NULL,
-    value            numeric NOT NULL,   -- amount, people counted, or campaign spend
+    value            numeric NOT NULL,   -- amount, people counted, spend, or line amounts
     customer_key     text,               -- transactions only
     customer_type    text,
     region           text,
     city             text,
+    units            integer,            -- transactions: unit_count; items: sum of qty
+    category         text,               -- items only
+    brand            text,
+    transactions     integer,            -- items: distinct transactions with such lines
     kafka_timestamp  timestamptz,        -- source time of the change (transactions, spend)
     captured_at      timestamptz NOT NULL DEFAULT now()  -- silver's transaction
 );
@@ -38,6 +42,12 @@ CREATE TABLE scout.gold_group_revisions (
     PRIMARY KEY (store_id, date_key)
 );
 
+-- The same for the day-wide tables (customer insights, geography, products), per local day.
+CREATE TABLE scout.gold_day_revisions (
+    date_key  date PRIMARY KEY,
+    revision  bigint NOT NULL
+);
+
 CREATE FUNCTION scout.gold_capture_transactions() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
@@ -46,34 +56,35 @@ BEGIN
         -- gold column, or a newer version with the same amount and customer, is no change).
         INSERT INTO scout.gold_silver_deltas
             (kind, sign, store_id, date_key, value, customer_key, customer_type, region, city,
-             kafka_timestamp)
+             units, kafka_timestamp)
         SELECT 'transaction', s.sign, s.store_id, s.local_date, s.amount, s.customer_key,
-               s.customer_type, s.region, s.city, s.kafka_timestamp
+               s.customer_type, s.region, s.city, s.unit_count, s.kafka_timestamp
         FROM old_rows o JOIN new_rows n USING (transaction_id)
         CROSS JOIN LATERAL (VALUES
             (-1, o.store_id, o.local_date, o.amount, o.customer_key, o.customer_type, o.region,
-             o.city, n.kafka_timestamp),
+             o.city, o.unit_count, n.kafka_timestamp),
             (1, n.store_id, n.local_date, n.amount, n.customer_key, n.customer_type, n.region,
-             n.city, n.kafka_timestamp)
+             n.city, n.unit_count, n.kafka_timestamp)
         ) AS s (sign, store_id, local_date, amount, customer_key, customer_type, region, city,
-                kafka_timestamp)
+                unit_count, kafka_timestamp)
         WHERE (o.store_id, o.local_date, o.amount, o.customer_key, o.customer_type, o.region,
-               o.city)
+               o.city, o.unit_count)
               IS DISTINCT FROM
               (n.store_id, n.local_date, n.amount, n.customer_key, n.customer_type, n.region,
-               n.city);
+               n.city, n.unit_count);
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO scout.gold_silver_deltas
             (kind, sign, store_id, date_key, value, customer_key, customer_type, region, city,
-             kafka_timestamp)
+             units, kafka_timestamp)
         SELECT 'transaction', 1, store_id, local_date, amount, customer_key, customer_type,
-               region, city, kafka_timestamp
+               region, city, unit_count, kafka_timestamp
         FROM new_rows;
     ELSE
         INSERT INTO scout.gold_silver_deltas
-            (kind, sign, store_id, date_key, value, customer_key, customer_type, region, city)
+            (kind, sign, store_id, date_key, value, customer_key, customer_type, region, city,
+             units)
         SELECT 'transaction', -1, store_id, local_date, amount, customer_key, customer_type,
-               region, city
+               region, city, unit_count
         FROM old_rows;
     END IF;
     RETURN NULL;
@@ -114,6 +125,31 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION scout.gold_capture_items() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    -- One row per (day, category, brand) and statement, not per line: silver writes all lines
+    -- of a transaction in one statement (and deletes them in one), so the distinct
+    -- transactions of a statement's rows are exactly what each adds to (or removes from)
+    -- gold_product_performance.transaction_count.
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO scout.gold_silver_deltas
+            (kind, sign, store_id, date_key, value, units, category, brand, transactions)
+        SELECT 'items', -1, '', local_date, sum(line_amount), sum(qty), category,
+               coalesce(brand, 'unknown'), count(DISTINCT transaction_id)
+        FROM old_rows GROUP BY local_date, category, coalesce(brand, 'unknown');
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO scout.gold_silver_deltas
+            (kind, sign, store_id, date_key, value, units, category, brand, transactions)
+        SELECT 'items', 1, '', local_date, sum(line_amount), sum(qty), category,
+               coalesce(brand, 'unknown'), count(DISTINCT transaction_id)
+        FROM new_rows GROUP BY local_date, category, coalesce(brand, 'unknown');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER gold_capture_insert AFTER INSERT ON scout.silver_transactions_cleaned
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION scout.gold_capture_transactions();
@@ -144,14 +180,29 @@ CREATE TRIGGER gold_capture_delete AFTER DELETE ON scout.silver_campaign_spend
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION scout.gold_capture_spend();
 
+CREATE TRIGGER gold_capture_insert AFTER INSERT ON scout.silver_transaction_items
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION scout.gold_capture_items();
+CREATE TRIGGER gold_capture_update AFTER UPDATE ON scout.silver_transaction_items
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION scout.gold_capture_items();
+CREATE TRIGGER gold_capture_delete AFTER DELETE ON scout.silver_transaction_items
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION scout.gold_capture_items();
+
 -- Groups that changed before this migration: queue them, so the first flush loads them.
 INSERT INTO scout.gold_silver_deltas (kind, sign, store_id, date_key, value)
 SELECT 'spend', 1, store_id, date_key, 0 FROM scout.gold_pending_groups
 WHERE kind = 'store_day';
-DELETE FROM scout.gold_pending_groups WHERE kind = 'store_day';
+INSERT INTO scout.gold_silver_deltas
+    (kind, sign, store_id, date_key, value, units, category, brand, transactions)
+SELECT 'items', 1, '', date_key, 0, 0, '', '', 0 FROM scout.gold_pending_groups
+WHERE kind = 'day';
+DELETE FROM scout.gold_pending_groups;
 
 GRANT SELECT, DELETE ON scout.gold_silver_deltas TO scout_gold_aggregator;
-GRANT SELECT, INSERT, UPDATE ON scout.gold_group_revisions TO scout_gold_aggregator;
+GRANT SELECT, INSERT, UPDATE ON scout.gold_group_revisions, scout.gold_day_revisions
+    TO scout_gold_aggregator;
 
 -- The quality view's gold layer: a group that does not balance with silver yet is valid while
 -- its changes wait in gold_silver_deltas (captured within the SLA), as it was for the pending

@@ -1,12 +1,11 @@
 """Gold Faust worker: keep the gold tables from silver's changes, in flush loops.
 
-``gold_business_metrics`` (per store and local day, the table freshness is defined on) is
-kept incrementally: every 0.5 s a flush applies the changes silver's triggers captured to the
-groups' exact state in memory (:mod:`incremental`), so its cost follows the changes, not the
-size of the day. The day-wide tables are recomputed per day from silver every 5 s: the agent
-records *which* days changed (in ``gold_pending_groups``, in the same transaction that lets
-Kafka move on), so a crash never loses a day. A third timer reconciles gold with a
-from-scratch recomputation and exports mismatches.
+Every gold table is kept incrementally: every 0.5 s a flush takes the changes silver's
+triggers captured (in silver's own transactions, so a crash of either side loses none) and
+applies them to the exact state in memory of each (store, day) group (:mod:`incremental`) and
+of each local day (:mod:`day_tables`), so its cost follows the changes, not the size of the
+day. A second timer reconciles gold with a from-scratch recomputation and exports
+mismatches.
 
 The live rolling windows (transactions and revenue per store over the last 15 minutes,
 hopping by a minute) are Faust tables, served as JSON at ``/gold/rolling``.
@@ -44,112 +43,74 @@ from services.common.metrics import (
 from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.gold_aggregator import repo
-from services.gold_aggregator.incremental import BusinessMetrics
+from services.gold_aggregator.day_tables import DayTables
+from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
 from services.gold_aggregator.state import InconsistentState
 
 log = logging.getLogger(__name__)
 LAYER = "gold"
-STORE_DAY_FLUSH_S = 0.5
-DAY_FLUSH_S = 5.0  # the day-wide tables recompute whole days: heavier, a little less often
-# A flush may take at most this share of the time, so that recomputing a growing day never
-# starves silver and bronze of the CPU (the next flush waits for its turn).
+FLUSH_S = 0.5
 FLUSH_DUTY_CYCLE = 0.5
+CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
 VERIFY_DAYS = 35
-CLAIM_LIMIT = 5000
 WINDOW_S, HOP_S = 900.0, 60.0
 
 
 class GoldAggregator:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self._not_before = {repo.STORE_DAY: 0.0, repo.DAY: 0.0}
+        self._not_before = 0.0
         self.business = BusinessMetrics()
+        self.days = DayTables()
 
-    def due(self, kind: str) -> bool:
-        return time.monotonic() >= self._not_before[kind]
-
-    def _pace(self, kind: str, seconds: float) -> None:
-        self._not_before[kind] = time.monotonic() + seconds * (1 / FLUSH_DUTY_CYCLE - 1)
-
-    async def enqueue(self, messages: Sequence[ChangedGroups]) -> None:
-        days = {day for m in messages for _, day in m.store_days}
-        times = [m.oldest_event_ms for m in messages if m.oldest_event_ms is not None]
-        oldest = (datetime.fromtimestamp(min(times) / 1000, UTC) if times
-                  else datetime.now(UTC))  # fmt: skip
-        if not days:
-            return
-
-        async def write() -> None:
-            pool = await self.ctx.pool()
-            async with pool.acquire() as conn, conn.transaction():
-                await repo.enqueue_days(conn, days, oldest)
-
-        await retry(write, what="gold enqueue", on_retry=self.ctx.db_failed)
-        self.ctx.db_ok()
-
-    async def flush_store_days(self) -> int:
-        """Apply the captured silver changes to ``gold_business_metrics`` until none is left."""
-        if not self.due(repo.STORE_DAY):
+    async def flush(self) -> int:
+        """Apply the captured silver changes to the gold tables until none is left; returns
+        the local days flushed."""
+        if time.monotonic() < self._not_before:
             return 0
         started, total = time.perf_counter(), 0
         while True:
-            n = await retry(self._flush_business, what="gold flush",
+            n = await retry(self._flush_once, what="gold flush",
                             retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
                             on_retry=self.ctx.db_failed)  # fmt: skip
             total += n
-            if n < CLAIM_LIMIT:
-                self._pace(repo.STORE_DAY, time.perf_counter() - started)
+            if n < CLAIM_DAYS:
+                # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must
+                # not starve silver and bronze of the CPU).
+                spent = time.perf_counter() - started
+                self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
                 return total
 
-    async def _flush_business(self) -> int:
+    async def _flush_once(self) -> int:
         pool = await self.ctx.pool()
         started = time.perf_counter()
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                flushed = await self.business.flush(conn, CLAIM_LIMIT)
+                claimed = await claim_changes(conn, CLAIM_DAYS)
+                if not claimed:
+                    return 0
+                flushed = await self.business.apply(conn, claimed)
+                day_rows = await self.days.apply(conn, claimed)
         except BaseException:
             # The changes taken return with the rollback; the state they touched may not.
             self.business.forget()
+            self.days.forget()
             raise
         finally:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))
         self.ctx.db_ok()
-        if not flushed.groups:
-            return 0
         now = datetime.now(UTC)
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         GOLD_GROUPS_UPDATED.labels("gold_business_metrics").observe(flushed.written)
+        GOLD_GROUPS_UPDATED.labels("day_tables").observe(day_rows)
         RECORDS_WRITTEN.labels(LAYER, "gold_business_metrics").inc(flushed.written)
+        RECORDS_WRITTEN.labels(LAYER, "day_tables").inc(day_rows)
         GOLD_GROUPS_LOADED.inc(flushed.loaded)
         for oldest in flushed.oldest_event_at:
             FRESHNESS.labels(LAYER).observe(max(0.0, (now - oldest).total_seconds()))
         for captured in flushed.captured_at:
             GOLD_FROM_SILVER.observe(max(0.0, (now - captured).total_seconds()))
-        return flushed.groups
-
-    async def flush_days(self) -> int:
-        if not self.due(repo.DAY):
-            return 0
-        started = time.perf_counter()
-        n = await retry(self._flush_days, what="gold day flush", on_retry=self.ctx.db_failed)
-        self._pace(repo.DAY, time.perf_counter() - started)
-        return int(n)
-
-    async def _flush_days(self) -> int:
-        pool = await self.ctx.pool()
-        started = time.perf_counter()
-        async with pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim_days(conn, 64)
-            if not claimed:
-                return 0
-            written = await repo.refresh_days(conn, sorted({d for d, _ in claimed}))
-            await repo.finish_days(conn, claimed)
-        self.ctx.db_ok()
-        BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
-        for table, n in written.items():
-            GOLD_GROUPS_UPDATED.labels(table).observe(n)
-            RECORDS_WRITTEN.labels(LAYER, table).inc(n)
-        return len(claimed)
+        return len({r["date_key"] for r in claimed})
 
     async def verify(self) -> dict[str, int]:
         pool = await self.ctx.pool()
@@ -187,7 +148,6 @@ def build_app(settings: Settings) -> faust.App:
     async def handle(events: Sequence[Any]) -> None:
         messages = [ChangedGroups.decode(e.message.value) for e in events]
         RECORDS_CONSUMED.labels(LAYER, topics.silver_changes).inc(len(messages))
-        await gold.enqueue(messages)
         # One table update per store and batch (each update writes a changelog record per
         # window it falls in). The tables partition their changelog by key
         # (use_partitioner): a store's window lives in one partition.
@@ -206,13 +166,9 @@ def build_app(settings: Settings) -> faust.App:
         await consume_in_batches(stream, handle, layer=LAYER, max_records=200,
                                  within_s=settings.batch_wait_s)  # fmt: skip
 
-    @app.timer(interval=STORE_DAY_FLUSH_S, name="gold-flush-store-days")
-    async def flush_store_days() -> None:
-        await run_to_completion(gold.flush_store_days(), what="gold flush")
-
-    @app.timer(interval=DAY_FLUSH_S, name="gold-flush-days")
-    async def flush_days() -> None:
-        await run_to_completion(gold.flush_days(), what="gold day flush")
+    @app.timer(interval=FLUSH_S, name="gold-flush")
+    async def flush() -> None:
+        await run_to_completion(gold.flush(), what="gold flush")
 
     @app.timer(interval=settings.gold_verify_interval_s, name="gold-verify")
     async def verify() -> None:

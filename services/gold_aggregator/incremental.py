@@ -2,9 +2,10 @@
 
 Silver's triggers (``schemas/sql/0040_gold_incremental.sql``) record every change to a
 transaction, footfall reading or campaign spend as signed rows in ``gold_silver_deltas``, in
-the transaction that makes it. A flush takes the changes of a set of groups, applies them to
-the groups' exact state held here (:mod:`state`), and writes the groups' rows: its cost
-follows the changes, not the size of the day.
+the transaction that makes it. A flush takes the changes of a set of days
+(:func:`claim_changes`), applies them to the groups' exact state held here (:mod:`state`)
+and writes the groups' rows — and hands the same changes to :mod:`day_tables` for the
+day-wide tables: its cost follows the changes, not the size of the day.
 
 Crash safety and several workers rest on two rules, both inside one REPEATABLE READ
 transaction per flush:
@@ -29,9 +30,17 @@ from datetime import date, datetime
 import asyncpg
 
 from services.gold_aggregator import sql
-from services.gold_aggregator.state import TRANSACTION, Change, GroupState, business_row
+from services.gold_aggregator.state import (
+    FOOTFALL,
+    SPEND,
+    TRANSACTION,
+    Change,
+    GroupState,
+    business_row,
+)
 
 Key = tuple[str, date]
+GROUP_KINDS = (TRANSACTION, FOOTFALL, SPEND)  # what a (store, day) group is made of
 IDLE_S = 900.0  # a group unchanged this long leaves memory (it reloads when it changes again)
 
 
@@ -61,14 +70,16 @@ class BusinessMetrics:
     def __len__(self) -> int:
         return len(self._groups)
 
-    async def flush(self, conn: asyncpg.Connection, limit: int) -> Flushed:
-        """Apply the captured changes of about ``limit`` groups (more when whole stores and
-        days are taken); run in a REPEATABLE READ transaction and call :meth:`forget` if it
-        or its commit fails."""
+    async def apply(self, conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]) -> Flushed:
+        """Apply the claimed changes (:func:`claim_changes`) to the groups and write their
+        rows; run in a REPEATABLE READ transaction and call :meth:`forget` if it or its
+        commit fails."""
         changes: dict[Key, list[Change]] = defaultdict(list)
         oldest_event: dict[Key, datetime] = {}
         captured: dict[Key, datetime] = {}
-        for r in await claim_changes(conn, limit):
+        for r in claimed:
+            if r["kind"] not in GROUP_KINDS:
+                continue
             key = (r["store_id"], r["date_key"])
             changes[key].append(Change(r["kind"], r["sign"], r["value"], r["customer_key"],
                                        r["customer_type"], r["region"], r["city"]))  # fmt: skip
@@ -130,15 +141,14 @@ class BusinessMetrics:
 
 
 async def claim_changes(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """All visible changes of up to about ``limit`` groups (see ``sql.CLAIM_ALL_CHANGES``)."""
-    groups = await conn.fetch(sql.CHANGED_GROUPS_UP_TO, limit)
-    if not groups:
+    """All visible changes of up to ``limit`` local days (see ``sql.CLAIM_ALL_CHANGES``):
+    whole days, so whole (store, day) groups too."""
+    days = [r["date_key"] for r in await conn.fetch(sql.CHANGED_DAYS_UP_TO, limit)]
+    if not days:
         return []
-    if len(groups) < limit:
+    if len(days) < limit:
         return list(await conn.fetch(sql.CLAIM_ALL_CHANGES))
-    stores = sorted({g["store_id"] for g in groups})
-    days = sorted({g["date_key"] for g in groups})
-    return list(await conn.fetch(sql.CLAIM_CHANGES_OF, stores, days))
+    return list(await conn.fetch(sql.CLAIM_CHANGES_OF_DAYS, days))
 
 
 async def load(conn: asyncpg.Connection, keys: Sequence[Key]) -> dict[Key, GroupState]:

@@ -1,9 +1,9 @@
-"""Gold database work: enqueue changed groups, claim and recompute them, rebuild, verify."""
+"""Gold database work: recompute groups and days from silver (rebuild), and verify."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date
 
 import asyncpg
 
@@ -11,27 +11,6 @@ from services.gold_aggregator import sql
 
 STORE_DAY = "store_day"
 DAY = "day"
-
-
-async def enqueue_days(
-    conn: asyncpg.Connection, days: Iterable[date], oldest_event_at: datetime
-) -> int:
-    """Queue local days for the recomputation of the day-wide tables. (The (store, day)
-    groups need no queue: silver's triggers capture their changes.)"""
-    days = sorted(set(days))
-    await conn.execute(sql.ENQUEUE, [DAY] * len(days), [""] * len(days), days,
-                       [oldest_event_at] * len(days))  # fmt: skip
-    return len(days)
-
-
-async def claim_days(conn: asyncpg.Connection, limit: int) -> list[tuple[date, str]]:
-    """Up to ``limit`` pending days no other worker holds, with the version of their row."""
-    return [(r["date_key"], r["version"]) for r in await conn.fetch(sql.CLAIM_DAYS, limit)]
-
-
-async def finish_days(conn: asyncpg.Connection, claimed: Sequence[tuple[date, str]]) -> None:
-    """Drop the days recomputed, except those enqueued again meanwhile (new row version)."""
-    await conn.execute(sql.FINISH_DAYS, [d for d, _ in claimed], [v for _, v in claimed])
 
 
 async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str, date]]) -> int:
@@ -48,7 +27,9 @@ async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str,
 
 
 async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> dict[str, int]:
-    """Recompute the day-wide tables for these local days; returns rows per table."""
+    """Recompute the day-wide tables for these local days from silver; returns rows per
+    table. Bumps the days' revisions, so a running aggregator reloads them."""
+    await conn.execute(sql.BUMP_DAY_REVISIONS, list(days))
     written = {}
     for table, fresh, columns in sql.DAY_TABLES:
         delete, insert = sql.refresh_day_table(table, fresh, columns)
@@ -59,12 +40,10 @@ async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> dict[s
 
 
 async def pending_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """Groups waiting: (store, day) groups with captured changes, days to recompute."""
+    """Groups and days with captured changes not applied yet."""
     return {
         STORE_DAY: await conn.fetchval(f"SELECT count(*) FROM ({sql.CHANGED_GROUPS}) g"),
-        DAY: await conn.fetchval(
-            "SELECT count(*) FROM scout.gold_pending_groups WHERE kind = $1", DAY
-        ),
+        DAY: await conn.fetchval("SELECT count(DISTINCT date_key) FROM scout.gold_silver_deltas"),
     }
 
 
@@ -89,10 +68,9 @@ SELECT (SELECT count(*) FROM missing) + (SELECT count(*) FROM extra)
 async def mismatches(conn: asyncpg.Connection, since: date) -> dict[str, int]:
     """Rows that differ between gold and a from-scratch recomputation, per table, for the
     days from ``since``; groups and days whose changes are not applied yet are left out."""
-    pending = await conn.fetch("SELECT kind, store_id, date_key FROM scout.gold_pending_groups")
     changed = await conn.fetch(sql.CHANGED_GROUPS)
     pending_store_days = {(r["store_id"], r["date_key"]) for r in changed}
-    pending_days = {r["date_key"] for r in pending if r["kind"] == DAY}
+    pending_days = {r["date_key"] for r in changed}
     store_days = [k for k in await all_store_days(conn, since) if k not in pending_store_days]
     days = [d for d in await all_days(conn, since) if d not in pending_days]
     result = {}

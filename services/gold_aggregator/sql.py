@@ -85,23 +85,21 @@ SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS
 """
 
 # Incremental maintenance of gold_business_metrics (see state.py and schemas/sql/0040).
-# Take the captured changes of a set of groups — always *all* visible changes of each group
-# taken (a group loaded from silver in the same snapshot already contains them). The groups
-# are listed first; if they are all the groups there are (the usual case), everything is
-# taken; otherwise the changes of the listed stores and days (a superset of the listed groups,
-# still whole groups). Both forms cost O(changes) whatever the planner thinks of this table,
-# whose size swings between empty and a backlog (a join of the group list with this table,
-# planned on statistics taken while it was empty, can become a nested loop over sequential
-# scans: quadratic in the backlog, which then grows).
-CHANGED_GROUPS_UP_TO = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas LIMIT $1"
+# Take the captured changes of a set of days — always *all* visible changes of each day
+# taken (a group or a day loaded from silver in the same snapshot already contains them).
+# The days are listed first; if they are all the days there are (the usual case), everything
+# is taken. Both forms cost O(changes) whatever the planner thinks of this table, whose size
+# swings between empty and a backlog (a join of a key list with this table, planned on
+# statistics taken while it was empty, can become a nested loop over sequential scans:
+# quadratic in the backlog, which then grows).
+CHANGED_DAYS_UP_TO = "SELECT DISTINCT date_key FROM scout.gold_silver_deltas LIMIT $1"
 _CHANGE_COLUMNS = (
-    "kind, sign, store_id, date_key, value, customer_key, customer_type, region, city, "
-    "kafka_timestamp, captured_at"
+    "kind, sign, store_id, date_key, value, customer_key, customer_type, region, city, units, "
+    "category, brand, transactions, kafka_timestamp, captured_at"
 )
 CLAIM_ALL_CHANGES = f"DELETE FROM scout.gold_silver_deltas RETURNING {_CHANGE_COLUMNS}"
-CLAIM_CHANGES_OF = f"""
-DELETE FROM scout.gold_silver_deltas
-WHERE store_id = ANY($1::text[]) AND date_key = ANY($2::date[])
+CLAIM_CHANGES_OF_DAYS = f"""
+DELETE FROM scout.gold_silver_deltas WHERE date_key = ANY($1::date[])
 RETURNING {_CHANGE_COLUMNS}
 """
 # Lock the groups and bump their revisions; returns the new revision per group.
@@ -144,6 +142,65 @@ WHERE g.store_id = k.store_id AND g.date_key = k.date_key
 # min() in the database's collation, as the recomputation compares text.
 MIN_TEXT = "SELECT min(x) FROM unnest($1::text[]) AS x"
 CHANGED_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas"
+
+# The day-wide tables, incrementally (day_state.py): lock and bump the days' revisions, load
+# a day's sums from silver, and write a day's rows from its sums with the recomputation's own
+# expressions (the same numeric divisions, window sums and rank).
+BUMP_DAY_REVISIONS = """
+INSERT INTO scout.gold_day_revisions AS r (date_key, revision)
+SELECT d, 1 FROM unnest($1::date[]) AS d
+ON CONFLICT (date_key) DO UPDATE SET revision = r.revision + 1
+RETURNING date_key, revision
+"""
+LOAD_DAY_CUSTOMERS = """
+SELECT local_date AS date_key, customer_type, customer_key, count(*)::integer AS n,
+       sum(amount) AS revenue, sum(unit_count)::integer AS units
+FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
+GROUP BY local_date, customer_type, customer_key
+"""
+LOAD_DAY_STORES = """
+SELECT local_date AS date_key, region, city, store_id, count(*)::integer AS n,
+       sum(amount) AS revenue
+FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
+GROUP BY local_date, region, city, store_id
+"""
+LOAD_DAY_BRANDS = """
+SELECT local_date AS date_key, category, coalesce(brand, 'unknown') AS brand,
+       sum(qty)::integer AS units, sum(line_amount) AS revenue,
+       count(DISTINCT transaction_id)::integer AS n
+FROM scout.silver_transaction_items WHERE local_date = ANY($1::date[])
+GROUP BY 1, 2, 3
+"""
+WRITE_CUSTOMER_INSIGHTS = """
+INSERT INTO scout.gold_customer_insights (segment, date_key, transaction_count, revenue,
+    customers, avg_basket_size, avg_basket_value, repeat_rate)
+SELECT u.segment, $1::date, u.n, u.revenue, u.customers, round(u.units::numeric / u.n, 4),
+       round(u.revenue / u.n, 4), round(u.repeaters::numeric / nullif(u.customers, 0), 4)
+FROM unnest($2::text[], $3::integer[], $4::numeric[], $5::integer[], $6::bigint[],
+            $7::integer[]) AS u(segment, n, revenue, customers, units, repeaters)
+"""
+WRITE_GEOGRAPHIC = """
+INSERT INTO scout.gold_geographic_performance (region, city, date_key, revenue,
+    transaction_count, active_stores, share_of_total)
+SELECT u.region, u.city, $1::date, u.revenue, u.n, u.stores,
+       round(u.revenue / nullif(sum(u.revenue) OVER (), 0), 6)
+FROM unnest($2::text[], $3::text[], $4::numeric[], $5::integer[], $6::integer[])
+     AS u(region, city, revenue, n, stores)
+"""
+WRITE_PRODUCTS = """
+INSERT INTO scout.gold_product_performance (category, brand, date_key, units, revenue,
+    transaction_count, share_within_category, rank_in_category)
+SELECT u.category, u.brand, $1::date, u.units, u.revenue, u.n,
+       round(u.revenue / nullif(sum(u.revenue) OVER (PARTITION BY u.category), 0), 6),
+       rank() OVER (PARTITION BY u.category ORDER BY u.revenue DESC, u.brand)::integer
+FROM unnest($2::text[], $3::text[], $4::integer[], $5::numeric[], $6::integer[])
+     AS u(category, brand, units, revenue, n)
+"""
+CLEAR_DAY = tuple(
+    f"DELETE FROM scout.{table} WHERE date_key = $1"
+    for table in ("gold_customer_insights", "gold_geographic_performance",
+                  "gold_product_performance")
+)  # fmt: skip
 
 # Day-wide tables, for the local days in $1 date[].
 CUSTOMER_INSIGHTS_FRESH = """
@@ -237,29 +294,6 @@ def refresh_day_table(table: str, fresh: str, columns: tuple[str, ...]) -> tuple
         f"INSERT INTO scout.{table} ({cols}) SELECT {cols} FROM ({fresh}) AS fresh",
     )
 
-
-# The pending days: enqueue (idempotent, keeps the oldest event time), claim, finish.
-ENQUEUE = """
-INSERT INTO scout.gold_pending_groups AS p (kind, store_id, date_key, oldest_event_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::timestamptz[])
-ON CONFLICT (kind, store_id, date_key) DO UPDATE
-SET oldest_event_at = least(p.oldest_event_at, EXCLUDED.oldest_event_at)
-"""
-# Days to recompute, taken without locking their rows: enqueueing a day again must not wait
-# for a recomputation of the whole day. An advisory lock per day keeps two workers apart;
-# the row version (xmin) taken lets FINISH_DAYS delete only rows not enqueued again since.
-CLAIM_DAYS = """
-SELECT date_key, xmin::text AS version FROM scout.gold_pending_groups
-WHERE kind = 'day'
-  AND pg_try_advisory_xact_lock(hashtext('scout.gold.day'), date_key - DATE '2000-01-01')
-ORDER BY enqueued_at LIMIT $1
-"""
-FINISH_DAYS = """
-DELETE FROM scout.gold_pending_groups p
-USING unnest($1::date[], $2::text[]) AS c(date_key, version)
-WHERE p.kind = 'day' AND p.store_id = '' AND p.date_key = c.date_key
-  AND p.xmin = c.version::xid
-"""
 
 # All groups that exist in silver or gold (for rebuild and verify), from a day on ($1).
 ALL_STORE_DAYS = """

@@ -111,12 +111,12 @@ class GroupState:
         del self.amounts[i]
         self.total -= cents
         self.squares -= cents * cents
-        _decrement(self.places, (c.region or "", c.city or ""))
+        decrement(self.places, (c.region or "", c.city or ""))
         if c.customer_key is not None:
-            _decrement(self.customers, c.customer_key)
+            decrement(self.customers, c.customer_key)
             by_type = self._by_type(c.customer_type)
             if by_type is not None:
-                _decrement(by_type, c.customer_key)
+                decrement(by_type, c.customer_key)
 
     def place(self) -> tuple[str, str] | None:
         """(region, city) when all transactions agree; None when the caller must take the
@@ -131,7 +131,8 @@ class GroupState:
         return None
 
 
-def _decrement(counter: Counter[K], key: K) -> None:
+def decrement(counter: Counter[K], key: K) -> None:
+    """Remove one occurrence of ``key``; the key leaves the multiset at zero."""
     n = counter.get(key, 0)
     if n <= 0:
         raise InconsistentState("a removed contribution was not held")
