@@ -1,8 +1,10 @@
-"""Gold SQL: how each gold group is computed from silver, as named constants.
+"""Gold SQL, as named constants: how each gold table is computed from silver from scratch
+(``scout gold rebuild`` and the reconciliation of ``scout gold verify``), and the statements
+of the incremental flush (claim the captured changes, load state, write rows).
 
-The same statements serve the incremental flush (the groups a batch touched), the rebuild
-and the reconciliation (all groups), so "incremental equals from scratch" holds by
-construction; ``scout gold verify`` checks it anyway.
+The incremental path keeps exact state in memory (state.py, day_state.py) and leaves every
+division, window sum and rank to the same SQL expressions as the recomputation, so the two
+agree digit for digit; the reconciliation checks it on every run.
 """
 
 from __future__ import annotations
