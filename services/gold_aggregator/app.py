@@ -72,7 +72,7 @@ class GoldAggregator:
         while True:
             n = await retry(self._flush_once, what="gold flush",
                             retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
-                            on_retry=self.ctx.db_failed)  # fmt: skip
+                            on_retry=self._flush_failed)  # fmt: skip
             total += n
             if n < CLAIM_DAYS:
                 # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must
@@ -80,6 +80,11 @@ class GoldAggregator:
                 spent = time.perf_counter() - started
                 self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
                 return total
+
+    def _flush_failed(self, exc: BaseException) -> None:
+        # State that did not add up is reloaded on the retry; it says nothing of the database.
+        if not isinstance(exc, InconsistentState):
+            self.ctx.db_failed(exc)
 
     async def _flush_once(self) -> int:
         pool = await self.ctx.pool()

@@ -9,7 +9,6 @@ rows per segment, city and brand, whatever the day's volume.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -18,25 +17,18 @@ import asyncpg
 
 from services.gold_aggregator import sql
 from services.gold_aggregator.day_state import ITEMS, Brand, DayChange, DayState, Place, Segment
+from services.gold_aggregator.held import Held
 from services.gold_aggregator.state import TRANSACTION
-
-IDLE_S = 900.0
 
 
 class DayTables:
     """The days' state in memory and the writes of the three day-wide tables."""
 
-    def __init__(self, idle_s: float = IDLE_S) -> None:
-        self._days: dict[date, DayState] = {}
-        self._last_change: dict[date, float] = {}
-        self._idle_s = idle_s
+    def __init__(self) -> None:
+        self._days: Held[date, DayState] = Held()
 
     def forget(self) -> None:
-        self._days.clear()
-        self._last_change.clear()
-
-    def __len__(self) -> int:
-        return len(self._days)
+        self._days.forget()
 
     async def apply(self, conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]) -> int:
         """Apply the claimed changes (all visible changes of their days, see
@@ -58,25 +50,18 @@ class DayTables:
         days = sorted(changes)
         revisions = {r["date_key"]: r["revision"]
                      for r in await conn.fetch(sql.BUMP_DAY_REVISIONS, days)}  # fmt: skip
-        stale = [d for d in days if not self._holds(d, revisions[d] - 1)]
+        stale = [d for d in days if not self._days.holds(d, revisions[d] - 1)]
         loaded = await load_days(conn, stale) if stale else {}
-        now, written = time.monotonic(), 0
+        written = 0
         for day in days:
             state = loaded.get(day)
             if state is None:
                 state = self._days[day]
                 state.apply(changes[day])
-            state.revision = revisions[day]
-            self._days[day] = state
-            self._last_change[day] = now
+            self._days.put(day, state, revisions[day])
             written += await write_day(conn, day, state)
-        for day in [d for d, t in self._last_change.items() if now - t > self._idle_s]:
-            del self._days[day], self._last_change[day]
+        self._days.evict_idle()
         return written
-
-    def _holds(self, day: date, revision: int) -> bool:
-        held = self._days.get(day)
-        return held is not None and held.revision == revision
 
 
 async def write_day(conn: asyncpg.Connection, day: date, state: DayState) -> int:

@@ -21,7 +21,6 @@ transaction per flush:
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from datetime import date, datetime
 import asyncpg
 
 from services.gold_aggregator import sql
+from services.gold_aggregator.held import Held
 from services.gold_aggregator.state import (
     FOOTFALL,
     SPEND,
@@ -41,7 +41,6 @@ from services.gold_aggregator.state import (
 
 Key = tuple[str, date]
 GROUP_KINDS = (TRANSACTION, FOOTFALL, SPEND)  # what a (store, day) group is made of
-IDLE_S = 900.0  # a group unchanged this long leaves memory (it reloads when it changes again)
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,11 @@ class Flushed:
 class BusinessMetrics:
     """The groups' state in memory and the flush that maintains ``gold_business_metrics``."""
 
-    def __init__(self, idle_s: float = IDLE_S) -> None:
-        self._groups: dict[Key, GroupState] = {}
-        self._last_change: dict[Key, float] = {}
-        self._idle_s = idle_s
+    def __init__(self) -> None:
+        self._groups: Held[Key, GroupState] = Held()
 
     def forget(self) -> None:
-        self._groups.clear()
-        self._last_change.clear()
+        self._groups.forget()
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -94,26 +90,18 @@ class BusinessMetrics:
             (r["store_id"], r["date_key"]): r["revision"]
             for r in await conn.fetch(sql.BUMP_REVISIONS, *_columns(keys))
         }
-        stale = [key for key in keys if not self._holds(key, revisions[key] - 1)]
+        stale = [key for key in keys if not self._groups.holds(key, revisions[key] - 1)]
         loaded = await load(conn, stale) if stale else {}
-        now = time.monotonic()
         for key in keys:
             state = loaded.get(key)
             if state is None:
                 state = self._groups[key]
                 state.apply(changes[key])
-            state.revision = revisions[key]
-            self._groups[key] = state
-            self._last_change[key] = now
+            self._groups.put(key, state, revisions[key])
         written = await self._write(conn, keys)
-        self._evict_idle(now)
+        self._groups.evict_idle()
         return Flushed(len(keys), len(stale), written, list(oldest_event.values()),
                        list(captured.values()))  # fmt: skip
-
-    def _holds(self, key: Key, revision: int) -> bool:
-        """True if this worker holds the group's state as of ``revision``."""
-        held = self._groups.get(key)
-        return held is not None and held.revision == revision
 
     async def _write(self, conn: asyncpg.Connection, keys: Sequence[Key]) -> int:
         rows, gone = [], []
@@ -133,11 +121,6 @@ class BusinessMetrics:
             status = await conn.execute(sql.DELETE_BUSINESS_METRICS, *_columns(gone))
             written += int(status.rsplit(" ", 1)[1])
         return written
-
-    def _evict_idle(self, now: float) -> None:
-        idle = [k for k, t in self._last_change.items() if now - t > self._idle_s]
-        for key in idle:
-            del self._groups[key], self._last_change[key]
 
 
 async def claim_changes(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

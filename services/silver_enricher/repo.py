@@ -1,8 +1,8 @@
 """Silver SQL: one transaction per batch; COPY into staging tables, then set-based merges.
 
 Transactions merge with "newest wins" on (version, kafka_timestamp, bronze_id), so any
-arrival order of versions — and any redelivery — converges to the same row. The batch also
-reports the (store, day) a corrected row had before, so gold recomputes both groups' days.
+arrival order of versions — and any redelivery — converges to the same row. (Gold learns
+what changed from the triggers on these tables, schemas/sql/0040_gold_incremental.sql.)
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ RETURNING transaction_id
 MERGE_TRANSACTIONS = _merge_transactions("<")
 # Re-enrichment after late master data: the same record again may replace its own row.
 REENRICH_TRANSACTIONS = _merge_transactions("<=")
-# The (store, day) the batch's transactions have before the merge: a correction may move one.
-# (A parameter, not a join with the stage table, so that the plan is made for the table's
-# size now — see plan_cache_mode in services/common/db.py.)
+# The batch's transactions that exist already, with their (store, day) before the merge: their
+# old items are deleted, and a correction may move one. (A parameter, not a join with the
+# stage table, so that the plan is made for the table's size now — see plan_cache_mode in
+# services/common/db.py.)
 CURRENT_GROUPS = """
 SELECT transaction_id, store_id, local_date FROM scout.silver_transactions_cleaned
 WHERE transaction_id = ANY($1::uuid[])
