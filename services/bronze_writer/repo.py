@@ -3,7 +3,10 @@
 The fast path COPYs straight into ``bronze_transactions_raw``. If the batch holds a record
 that is already there (a redelivery after a crash), the COPY fails on the primary key and
 the batch goes through a staging table with ``ON CONFLICT DO NOTHING`` instead: same rows,
-no doubles. The role needs nothing but INSERT (and the partition function).
+no doubles. If PostgreSQL refuses a record of the batch (on either path: a redelivered batch
+may hold both landed and refused records), the rows are inserted one by one, each in its
+own savepoint, and the refused ones go to the error log with the database's reason. The role
+needs nothing but INSERT (and the partition function).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from datetime import date
 import asyncpg
 
 from services.bronze_writer.transform import BronzeRow, ErrorRow, Landing, database_rejection
+from services.common.isolation import describe
+from services.common.lifecycle import is_transient
+from services.common.metrics import RECORDS_ISOLATED
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +49,16 @@ ON CONFLICT DO NOTHING
 """
 INSERT_BATCH = """
 INSERT INTO scout.bronze_ingestion_batches
-    (batch_id, partner, record_count, sent_at, status, kafka_topic, kafka_partition, kafka_offset)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    (batch_id, partner, record_count, sent_at, status, kafka_topic, kafka_partition, kafka_offset,
+     kafka_timestamp)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING
 """
 INSERT_ERROR = """
 INSERT INTO scout.bronze_error_log
     (id, raw_bytes, reason, detail, source_system, kafka_topic, kafka_partition, kafka_offset,
-     kafka_timestamp)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     kafka_timestamp, record_index)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT DO NOTHING
 """
 ENSURE_PARTITION = "SELECT scout.ensure_bronze_partition($1)"
@@ -106,13 +113,24 @@ class BronzeRepo:
             return len(rows), []
         except asyncpg.UniqueViolationError:
             log.info("batch holds already-landed records (redelivery); de-duplicating")
-        except asyncpg.DataError:
+        except Exception as exc:
+            if is_transient(exc):
+                raise
             log.warning("PostgreSQL refused a record of the batch; landing row by row")
             return await self._write_one_by_one(conn, rows)
-        await conn.execute(CREATE_STAGING)
-        await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=RAW_COLUMNS)
-        status = await conn.execute(INSERT_FROM_STAGING)
-        return int(status.rsplit(" ", 1)[1]), []
+        try:
+            async with conn.transaction():
+                await conn.execute(CREATE_STAGING)
+                await conn.copy_records_to_table(
+                    STAGING_TABLE, records=records, columns=RAW_COLUMNS
+                )
+                status = await conn.execute(INSERT_FROM_STAGING)
+            return int(status.rsplit(" ", 1)[1]), []
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("PostgreSQL refused a record of a redelivered batch; row by row")
+            return await self._write_one_by_one(conn, rows)
 
     async def _write_one_by_one(
         self, conn: asyncpg.Connection, rows: Sequence[BronzeRow]
@@ -123,6 +141,10 @@ class BronzeRepo:
                 async with conn.transaction():
                     status = await conn.execute(INSERT_ONE_RAW, *row.as_copy_record())
                 new += int(status.rsplit(" ", 1)[1])
-            except asyncpg.DataError as exc:
-                refused.append((row, str(exc)))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                reason, detail = describe(exc)
+                RECORDS_ISOLATED.labels("bronze", reason).inc()
+                refused.append((row, f"{reason}: {detail}"))
         return new, refused

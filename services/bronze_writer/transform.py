@@ -2,8 +2,13 @@
 
 A source record becomes bronze rows when it is a JSON object (an API batch: one row per
 record in it, plus one ingestion-batch row); anything else becomes one error-log row with
-the raw bytes and the reason. Ids are derived from the Kafka coordinates, so a redelivered
-record produces exactly the same rows.
+the raw bytes and the reason. Ids are derived from the Kafka coordinates and timestamp, so a
+redelivered record produces exactly the same rows, and a topic that was deleted and created
+again (offsets from 0) produces new ones.
+
+Whatever the bytes are, :func:`land` returns: every decoder error, and JSON that one decoder
+accepts and the next one (PostgreSQL's jsonb, silver's decoder) would refuse — nesting beyond
+``JSON_DEPTH_MAX``, ``\u0000``, unpaired surrogates — becomes an error-log row.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from services.common.events.types import API_RECORDS_MAX, JSON_DEPTH_MAX, json_depth_exceeds
 from services.common.handoff import LandedRecord, dump_exact_json
 
 BRONZE_NAMESPACE = uuid.UUID("6f2b9c1e-5a41-4d0b-9a7e-2f7c3b1d8e55")
@@ -27,8 +33,10 @@ NOT_JSON = "not_json"
 NOT_OBJECT = "not_object"
 TOO_LARGE = "too_large"
 EMPTY = "empty"
-UNSUPPORTED_JSON = "unsupported_json"  # valid JSON that jsonb cannot hold (\u0000)
+UNSUPPORTED_JSON = "unsupported_json"  # valid JSON that jsonb cannot hold (\u0000, surrogates)
+TOO_DEEP = "too_deep"  # nesting beyond JSON_DEPTH_MAX
 REJECTED_BY_DATABASE = "rejected_by_database"
+API_BATCH_SCHEMAS = ("api.batch/1",)
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class BatchRow:
     def as_record(self) -> tuple[Any, ...]:
         k = self.kafka
         return (self.batch_id, self.partner, self.record_count, self.sent_at, self.status,
-                k.topic, k.partition, k.offset)  # fmt: skip
+                k.topic, k.partition, k.offset, k.timestamp)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,15 +102,17 @@ class ErrorRow:
     detail: str
     source_system: str
     kafka: KafkaCoordinates
+    record_index: int = 0  # the refused record's position in its API batch
 
     @property
     def id(self) -> uuid.UUID:
-        return bronze_id(self.kafka, 0)
+        return bronze_id(self.kafka, self.record_index)
 
     def as_record(self) -> tuple[Any, ...]:
         k = self.kafka
-        return (self.id, self.raw_bytes, self.reason, self.detail, self.source_system,
-                k.topic, k.partition, k.offset, k.timestamp)  # fmt: skip
+        return (self.id, self.raw_bytes, self.reason, _storable_text(self.detail),
+                self.source_system, k.topic, k.partition, k.offset, k.timestamp,
+                self.record_index)  # fmt: skip
 
 
 @dataclass
@@ -121,7 +131,8 @@ class Landing:
 
 def bronze_id(kafka: KafkaCoordinates, record_index: int) -> uuid.UUID:
     return uuid.uuid5(
-        BRONZE_NAMESPACE, f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}"
+        BRONZE_NAMESPACE,
+        f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}:{kafka.timestamp_ms}",
     )
 
 
@@ -145,14 +156,35 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits, which are valid JSON: ask the stdlib.
+        # orjson refuses integers beyond 64 bits and numbers beyond a double, which are valid
+        # JSON, and nesting past 1024: ask the stdlib, which decides all but the deepest.
         try:
             parsed = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}") from None
         except ValueError as exc:
             raise _Reject(NOT_JSON, str(exc)[:200]) from None
     if "\\u0000" in text:
         raise _Reject(UNSUPPORTED_JSON, "contains \\u0000, which PostgreSQL jsonb cannot store")
+    if ("\\ud" in text or "\\uD" in text) and not _encodable(parsed):
+        raise _Reject(UNSUPPORTED_JSON, "contains an unpaired UTF-16 surrogate")
+    if text.count("{") + text.count("[") > JSON_DEPTH_MAX and json_depth_exceeds(parsed):
+        raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}")
     return text, parsed
+
+
+def _encodable(parsed: Any) -> bool:
+    """False when a decoded string holds an unpaired surrogate (no UTF-8 spelling)."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(text: str) -> str:
+    """A detail fit for a text column (no NUL, no surrogates, bounded)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
 
 
 def _refuse_constant(name: str) -> Any:
@@ -162,7 +194,18 @@ def _refuse_constant(name: str) -> Any:
 def land(
     value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
 ) -> Landing:
-    """What one source record becomes in bronze."""
+    """What one source record becomes in bronze (never raises: whatever cannot be read is
+    an error-log row)."""
+    try:
+        return _land(value, source_system, kafka, max_bytes)
+    except Exception as exc:  # a decoder corner nobody foresaw: keep the bytes and the reason
+        detail = f"{type(exc).__name__} while decoding"
+        return Landing(errors=[ErrorRow(value, NOT_JSON, detail, source_system, kafka)])
+
+
+def _land(
+    value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
+) -> Landing:
     try:
         text, parsed = _decode(value, max_bytes)
         if not isinstance(parsed, dict):
@@ -183,7 +226,11 @@ def _land_api_batch(
     partner = _text_or_none(envelope.get("partner"))
     sent_at = _parse_time(envelope.get("sent_at"))
     records = envelope.get("records")
-    if not isinstance(records, list):
+    if (
+        schema not in API_BATCH_SCHEMAS
+        or not isinstance(records, list)
+        or (len(records) > API_RECORDS_MAX)
+    ):
         # Not a batch we understand: keep the whole envelope as one row for silver to judge.
         row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner)
         batch = BatchRow(batch_id, partner, 1, sent_at, "malformed", kafka)
@@ -218,6 +265,6 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def database_rejection(row: BronzeRow, error: str) -> ErrorRow:
-    """A row PostgreSQL refused (a rare JSON corner jsonb cannot hold) goes to the error log."""
-    return ErrorRow(row.raw_json.encode(), REJECTED_BY_DATABASE, error[:500], row.source_system,
-                    row.kafka)  # fmt: skip
+    """A row PostgreSQL refused (a JSON corner jsonb cannot hold) goes to the error log."""
+    return ErrorRow(row.raw_json.encode(), REJECTED_BY_DATABASE, error, row.source_system,
+                    row.kafka, row.record_index)  # fmt: skip

@@ -5,9 +5,10 @@ records/s on this machine (ARCHITECTURE "Performance"). An edge that only needs 
 batches uses :class:`DirectBatchConsumer` instead: one aiokafka consumer in the app's
 consumer group (so the lag monitor and KEDA see the same group), ``getmany`` → the async
 handler gets the batch's records → only after the handler returns, the batch's own offsets
-(last offset + 1 per partition) are committed. A handler error, or a batch that cannot
-finish at shutdown, exits the process without committing (``run_to_completion`` /
-``hard_exit``): the batch is redelivered and the idempotent writes absorb the repeat. On a
+(last offset + 1 per partition) are committed. A handler error is retried with backoff
+(``run_batch``: the handler isolates records it cannot store, so what remains is an outage
+or a defect); a batch that cannot finish at shutdown exits the process without committing
+(``hard_exit``): the batch is redelivered and the idempotent writes absorb the repeat. On a
 rebalance the revoke callback waits (bounded) for the batch in flight to finish and commit,
 so handing partitions over redelivers nothing; if the wait runs out, the late commit fails,
 is logged and ignored, and the new owner's redelivery is again absorbed. It runs as a
@@ -20,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
-from services.common.batching import SHUTDOWN_GRACE_S, run_to_completion
-from services.common.lifecycle import hard_exit
-from services.common.metrics import BATCH_SIZE
+from services.common.batching import SHUTDOWN_GRACE_S, run_batch
+from services.common.lifecycle import backoff_delays, hard_exit, is_transient
+from services.common.metrics import BATCH_RETRIES, BATCH_SIZE
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,11 +160,23 @@ class DirectBatchConsumer(Service):
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        for kind in ("transient", "error"):
+            BATCH_RETRIES.labels(self.layer, kind)  # the series exist at 0 from the start
+        delays = backoff_delays(base=0.5, cap=30.0)
         try:
             while not self.should_stop:
-                fetched = await consumer.getmany(
-                    timeout_ms=self._wait_ms, max_records=self._max_records
-                )
+                try:
+                    fetched = await consumer.getmany(
+                        timeout_ms=self._wait_ms, max_records=self._max_records
+                    )
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    delay = next(delays)
+                    log.warning("%s: fetch failed (%s); retrying in %.1fs", self.layer, exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                delays = backoff_delays(base=0.5, cap=30.0)
                 if not fetched or self.should_stop:
                     continue  # at shutdown: fetched, not handled, not committed: redelivered
                 records: list[KafkaRecord] = []
@@ -173,9 +187,17 @@ class DirectBatchConsumer(Service):
                         offsets[tp] = batch[-1].offset + 1
                 BATCH_SIZE.labels(self.layer).observe(len(records))
                 # Set before the first await, so a revoke always sees the batch in flight.
-                self._in_flight = asyncio.ensure_future(self._handle_and_commit(records, offsets))
+                self._in_flight = asyncio.ensure_future(
+                    run_batch(partial(self._handle_and_commit, records, offsets),
+                              layer=self.layer, what=f"{self.layer} batch")
+                )  # fmt: skip
                 try:
-                    await run_to_completion(self._in_flight, what=f"{self.layer} batch")
+                    await asyncio.shield(self._in_flight)
+                except asyncio.CancelledError:
+                    # Stopping mid-batch: let it commit (bounded), or leave without commit.
+                    if not await self.finish_in_flight(SHUTDOWN_GRACE_S):
+                        hard_exit(f"{self.layer} batch unfinished at shutdown")
+                    raise
                 finally:
                     self._in_flight = None
         except asyncio.CancelledError:

@@ -1,7 +1,13 @@
-"""Retry with exponential backoff, and the process-level shutdown helpers.
+"""Retry with exponential backoff, the one test of "transient", and the process-level exit.
 
-Transient outages (PostgreSQL restarting, a broker leader moving) are retried here, with
-the attempt logged and counted, rather than crashing the worker and losing its batch.
+Every error a worker meets is one of two kinds, decided by :func:`is_transient` alone:
+
+- *infrastructure* (PostgreSQL or the broker unreachable, restarting, overloaded; a deadlock
+  or serialization failure): nothing is wrong with the records, so the work is retried with
+  backoff, reported, and never ends the process;
+- *data* (the database refuses a value, a decoder raises, a conversion overflows): retrying
+  the same records gives the same error, so the layer isolates the records that cause it
+  (:mod:`services.common.isolation`) and goes on with the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import asyncpg
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -32,7 +39,20 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, out of memory
 )
+# Errors of a value sent to the database, raised before it is sent (asyncpg's client-side
+# codec error is an InterfaceError, but retrying the same value fails the same way).
+_CLIENT_DATA_ERRORS = (asyncpg.exceptions._base.DataError,)
+_KAFKA_DATA_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an infrastructure failure worth retrying as it is; False for an error that
+    the same input would raise again (the records must be isolated instead)."""
+    if isinstance(exc, (*_CLIENT_DATA_ERRORS, *_KAFKA_DATA_ERRORS)):
+        return False
+    return isinstance(exc, (*TRANSIENT_DB_ERRORS, KafkaError))
 
 
 def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:
@@ -47,16 +67,19 @@ async def retry(
     operation: Callable[[], Awaitable[T]],
     *,
     what: str,
-    retry_on: tuple[type[BaseException], ...] = TRANSIENT_DB_ERRORS,
+    retry_on: tuple[type[BaseException], ...] = (),
     on_retry: Callable[[BaseException], None] | None = None,
     max_attempts: int | None = None,
 ) -> T:
-    """Run ``operation`` until it succeeds, sleeping with backoff between transient failures."""
+    """Run ``operation`` until it succeeds, sleeping with backoff between transient failures
+    (:func:`is_transient`, or one of ``retry_on``); any other error is raised at once."""
     attempts = 0
     for delay in backoff_delays():
         try:
             return await operation()
-        except retry_on as exc:
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, retry_on)):
+                raise
             attempts += 1
             if max_attempts is not None and attempts >= max_attempts:
                 raise

@@ -55,6 +55,17 @@ BATCH_FLUSH = Histogram(
 BATCH_SIZE = Histogram(
     "scout_batch_size", "Kafka records per batch", ["layer"], buckets=SIZE_BUCKETS
 )
+BATCH_RETRIES = Counter(
+    "scout_batch_retries_total",
+    "Batches retried after a failure: transient (database or broker away) or error",
+    ["layer", "kind"],
+)
+RECORDS_ISOLATED = Counter(
+    "scout_records_isolated_total",
+    "Records a layer could not store although they passed its checks, kept aside with the"
+    " reason (bronze error log, silver quarantine) while the rest of the batch went on",
+    ["layer", "reason"],
+)
 DB_UP = Gauge("scout_db_up", "1 when the last database call of the layer succeeded", ["layer"])
 DB_RETRIES = Counter(
     "scout_db_retries_total", "Database operations retried after a transient error", ["layer"]
@@ -79,6 +90,11 @@ PLATINUM_JOB_RUNS = Counter(
 PLATINUM_JOB_LAST_SUCCESS = Gauge(
     "scout_platinum_job_last_success_timestamp_seconds",
     "Unix time of the job's last successful run",
+    ["job"],
+)
+PLATINUM_JOB_GAVE_UP = Gauge(
+    "scout_platinum_job_gave_up",
+    "1 while a job has failed too often since its last success and waits for an operator",
     ["job"],
 )
 PLATINUM_JOB_DURATION = Histogram(

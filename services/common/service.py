@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from services.common.batching import batch_failing
 from services.common.db import create_pool
 from services.common.lag import LagMonitor
 from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
@@ -54,7 +55,10 @@ class ServiceContext:
         DB_RETRIES.labels(self.service).inc()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"kafka_partitions_assigned": self._assigned() > 0}
+        checks = {
+            "kafka_partitions_assigned": self._assigned() > 0,
+            "batches_succeed": not batch_failing(self.service),
+        }
         try:
             pool = await asyncio.wait_for(self.pool(), timeout=2)
             checks["postgres"] = await asyncio.wait_for(pool.fetchval("SELECT true"), timeout=2)

@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 
-from services.common.batching import consume_in_batches, run_to_completion
+from services.common.batching import consume_in_batches, run_batch
 from services.common.handoff import ChangedGroups
 from services.common.kafka import make_app, topics_for
 from services.common.lifecycle import TRANSIENT_DB_ERRORS, retry
@@ -173,7 +173,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=FLUSH_S, name="gold-flush")
     async def flush() -> None:
-        await run_to_completion(gold.flush(), what="gold flush")
+        await run_batch(gold.flush, layer=LAYER, what="gold flush")
 
     @app.timer(interval=settings.gold_verify_interval_s, name="gold-verify")
     async def verify() -> None:

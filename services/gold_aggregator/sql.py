@@ -15,18 +15,18 @@ WITH keys AS (
     SELECT DISTINCT store_id, date_key FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
 ), tx AS (
     SELECT t.store_id, t.local_date AS date_key, min(t.region) AS region, min(t.city) AS city,
-           count(*)::integer AS transaction_count,
+           count(*)::bigint AS transaction_count,
            sum(t.amount) AS daily_revenue,
            round(avg(t.amount), 4) AS avg_transaction,
-           count(DISTINCT t.customer_key)::integer AS unique_customers,
+           count(DISTINCT t.customer_key)::bigint AS unique_customers,
            -- Exact median: the mean of the lower and upper middle values (equal when odd).
            round((percentile_disc(0.5) WITHIN GROUP (ORDER BY t.amount)
                   + percentile_disc(0.5) WITHIN GROUP (ORDER BY t.amount DESC)) / 2, 4)
                AS median_amount,
            round(stddev_samp(t.amount), 4) AS amount_stddev,
-           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'new'))::integer
+           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'new'))::bigint
                AS new_customers,
-           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'regular'))::integer
+           (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'regular'))::bigint
                AS returning_customers
     FROM scout.silver_transactions_cleaned t
     JOIN keys k ON t.store_id = k.store_id AND t.local_date = k.date_key
@@ -130,9 +130,9 @@ FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
 """
 UPSERT_BUSINESS_METRICS = f"""
 INSERT INTO scout.gold_business_metrics AS g ({_BUSINESS_VALUES})
-SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::integer[],
-                     $6::numeric[], $7::numeric[], $8::integer[], $9::numeric[], $10::numeric[],
-                     $11::integer[], $12::integer[], $13::bigint[], $14::numeric[], $15::numeric[])
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::bigint[],
+                     $6::numeric[], $7::numeric[], $8::bigint[], $9::numeric[], $10::numeric[],
+                     $11::bigint[], $12::bigint[], $13::bigint[], $14::numeric[], $15::numeric[])
 ON CONFLICT (store_id, date_key) DO UPDATE SET {_BUSINESS_SET}, updated_at = now()
 WHERE ({_BUSINESS_CHANGED}) IS DISTINCT FROM ({_BUSINESS_NEW})
 """
@@ -155,21 +155,21 @@ ON CONFLICT (date_key) DO UPDATE SET revision = r.revision + 1
 RETURNING date_key, revision
 """
 LOAD_DAY_CUSTOMERS = """
-SELECT local_date AS date_key, customer_type, customer_key, count(*)::integer AS n,
-       sum(amount) AS revenue, sum(unit_count)::integer AS units
+SELECT local_date AS date_key, customer_type, customer_key, count(*)::bigint AS n,
+       sum(amount) AS revenue, sum(unit_count)::bigint AS units
 FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
 GROUP BY local_date, customer_type, customer_key
 """
 LOAD_DAY_STORES = """
-SELECT local_date AS date_key, region, city, store_id, count(*)::integer AS n,
+SELECT local_date AS date_key, region, city, store_id, count(*)::bigint AS n,
        sum(amount) AS revenue
 FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
 GROUP BY local_date, region, city, store_id
 """
 LOAD_DAY_BRANDS = """
 SELECT local_date AS date_key, category, coalesce(brand, 'unknown') AS brand,
-       sum(qty)::integer AS units, sum(line_amount) AS revenue,
-       count(DISTINCT transaction_id)::integer AS n
+       sum(qty)::bigint AS units, sum(line_amount) AS revenue,
+       count(DISTINCT transaction_id)::bigint AS n
 FROM scout.silver_transaction_items WHERE local_date = ANY($1::date[])
 GROUP BY 1, 2, 3
 """
@@ -178,15 +178,15 @@ INSERT INTO scout.gold_customer_insights (segment, date_key, transaction_count, 
     customers, avg_basket_size, avg_basket_value, repeat_rate)
 SELECT u.segment, $1::date, u.n, u.revenue, u.customers, round(u.units::numeric / u.n, 4),
        round(u.revenue / u.n, 4), round(u.repeaters::numeric / nullif(u.customers, 0), 4)
-FROM unnest($2::text[], $3::integer[], $4::numeric[], $5::integer[], $6::bigint[],
-            $7::integer[]) AS u(segment, n, revenue, customers, units, repeaters)
+FROM unnest($2::text[], $3::bigint[], $4::numeric[], $5::bigint[], $6::bigint[],
+            $7::bigint[]) AS u(segment, n, revenue, customers, units, repeaters)
 """
 WRITE_GEOGRAPHIC = """
 INSERT INTO scout.gold_geographic_performance (region, city, date_key, revenue,
     transaction_count, active_stores, share_of_total)
 SELECT u.region, u.city, $1::date, u.revenue, u.n, u.stores,
        round(u.revenue / nullif(sum(u.revenue) OVER (), 0), 6)
-FROM unnest($2::text[], $3::text[], $4::numeric[], $5::integer[], $6::integer[])
+FROM unnest($2::text[], $3::text[], $4::numeric[], $5::bigint[], $6::bigint[])
      AS u(region, city, revenue, n, stores)
 """
 WRITE_PRODUCTS = """
@@ -194,8 +194,8 @@ INSERT INTO scout.gold_product_performance (category, brand, date_key, units, re
     transaction_count, share_within_category, rank_in_category)
 SELECT u.category, u.brand, $1::date, u.units, u.revenue, u.n,
        round(u.revenue / nullif(sum(u.revenue) OVER (PARTITION BY u.category), 0), 6),
-       rank() OVER (PARTITION BY u.category ORDER BY u.revenue DESC, u.brand)::integer
-FROM unnest($2::text[], $3::text[], $4::integer[], $5::numeric[], $6::integer[])
+       rank() OVER (PARTITION BY u.category ORDER BY u.revenue DESC, u.brand)::bigint
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::numeric[], $6::bigint[])
      AS u(category, brand, units, revenue, n)
 """
 CLEAR_DAY = tuple(
@@ -208,9 +208,9 @@ CLEAR_DAY = tuple(
 CUSTOMER_INSIGHTS_FRESH = """
 WITH per_segment AS MATERIALIZED (
     SELECT t.customer_type AS segment, t.local_date AS date_key,
-           count(*)::integer AS transaction_count,
+           count(*)::bigint AS transaction_count,
            sum(t.amount) AS revenue,
-           count(DISTINCT t.customer_key)::integer AS customers,
+           count(DISTINCT t.customer_key)::bigint AS customers,
            round(avg(t.unit_count), 4) AS avg_basket_size,
            round(avg(t.amount), 4) AS avg_basket_value
     FROM scout.silver_transactions_cleaned t
@@ -242,8 +242,8 @@ CUSTOMER_COLUMNS = (
 GEOGRAPHIC_FRESH = """
 WITH per_city AS (
     SELECT t.region, t.city, t.local_date AS date_key, sum(t.amount) AS revenue,
-           count(*)::integer AS transaction_count,
-           count(DISTINCT t.store_id)::integer AS active_stores
+           count(*)::bigint AS transaction_count,
+           count(DISTINCT t.store_id)::bigint AS active_stores
     FROM scout.silver_transactions_cleaned t
     WHERE t.local_date = ANY($1::date[])
     GROUP BY 1, 2, 3
@@ -261,8 +261,8 @@ GEOGRAPHIC_COLUMNS = (
 PRODUCT_FRESH = """
 WITH per_brand AS (
     SELECT i.category, coalesce(i.brand, 'unknown') AS brand, i.local_date AS date_key,
-           sum(i.qty)::integer AS units, sum(i.line_amount) AS revenue,
-           count(DISTINCT i.transaction_id)::integer AS transaction_count
+           sum(i.qty)::bigint AS units, sum(i.line_amount) AS revenue,
+           count(DISTINCT i.transaction_id)::bigint AS transaction_count
     FROM scout.silver_transaction_items i
     WHERE i.local_date = ANY($1::date[])
     GROUP BY 1, 2, 3
@@ -270,7 +270,7 @@ WITH per_brand AS (
 SELECT category, brand, date_key, units, revenue, transaction_count,
        round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0), 6)
            AS share_within_category,
-       rank() OVER (PARTITION BY category, date_key ORDER BY revenue DESC, brand)::integer
+       rank() OVER (PARTITION BY category, date_key ORDER BY revenue DESC, brand)::bigint
            AS rank_in_category
 FROM per_brand
 """

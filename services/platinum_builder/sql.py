@@ -130,5 +130,23 @@ LAST_SUCCESS = """
 SELECT DISTINCT ON (job) job, period, started_at FROM scout.platinum_job_runs
  WHERE status = 'succeeded' ORDER BY job, started_at DESC
 """
+# Failed attempts of each job since its last success, and when the last one ended: a job that
+# keeps failing on its data is retried with growing pauses, then left for an operator.
+FAILURES_SINCE_SUCCESS = """
+SELECT r.job, count(*) AS failures, max(coalesce(r.finished_at, r.started_at)) AS last_failed
+  FROM scout.platinum_job_runs r
+ WHERE r.status = 'failed'
+   AND r.started_at > coalesce((SELECT max(s.started_at) FROM scout.platinum_job_runs s
+                                 WHERE s.job = r.job AND s.status = 'succeeded'), '-infinity')
+ GROUP BY r.job
+"""
+# Run rows still 'running' while this worker holds the job's lock: a worker was killed in the
+# middle of them.
+REAP_ABANDONED = """
+UPDATE scout.platinum_job_runs
+   SET status = 'failed', finished_at = clock_timestamp(),
+       error = 'abandoned: the worker stopped during the run'
+ WHERE job = $1 AND status = 'running'
+"""
 JOB_LOCK = "SELECT pg_try_advisory_lock(hashtext('scout.platinum:' || $1))"
 JOB_UNLOCK = "SELECT pg_advisory_unlock(hashtext('scout.platinum:' || $1))"

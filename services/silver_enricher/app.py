@@ -17,8 +17,9 @@ import faust
 
 from services.common.batching import consume_in_batches
 from services.common.errors import ConfigError
-from services.common.events import ProductRecord, Rejection, StoreRecord, parse_master
+from services.common.events import ProductRecord, Rejection, StoreRecord, parse_master, rules
 from services.common.handoff import decode_landed
+from services.common.isolation import isolate
 from services.common.kafka import kafka_time, make_app, topics_for
 from services.common.lifecycle import retry
 from services.common.metrics import (
@@ -51,13 +52,31 @@ def pii_key(settings: Settings) -> bytes:
 
 
 class MasterHandler:
-    """Upserts master records; quarantines the ones that do not parse."""
+    """Upserts master records; quarantines the ones that do not parse, and isolates the ones
+    the database refuses (quarantined as ``unprocessable``)."""
 
     def __init__(self, ctx: ServiceContext, pipeline: SilverPipeline) -> None:
         self.ctx = ctx
         self.pipeline = pipeline
 
     async def handle(self, events: Sequence[Any]) -> None:
+        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(events))
+        await isolate(events, self._handle, self._keep_unprocessable, layer=LAYER)
+
+    async def _keep_unprocessable(self, event: Any, reason: str, detail: str) -> None:
+        message = event.message
+        row = (_master_id(message), "master", rules.UNPROCESSABLE, None, f"{reason}: {detail}",
+               None, None, None, kafka_time(message.timestamp))  # fmt: skip
+
+        async def write() -> None:
+            pool = await self.ctx.pool()
+            async with pool.acquire() as conn:
+                await conn.execute(repo.MERGE_QUARANTINE, *repo.columns([row], 9))
+
+        await retry(write, what="silver master quarantine", on_retry=self.ctx.db_failed)
+        RECORDS_REJECTED.labels(LAYER, rules.UNPROCESSABLE).inc()
+
+    async def _handle(self, events: Sequence[Any]) -> None:
         stores: dict[str, StoreRecord] = {}
         products: dict[str, ProductRecord] = {}
         rejected = []
@@ -70,7 +89,6 @@ class MasterHandler:
                 products[parsed.sku] = parsed
             else:
                 rejected.append((message, parsed))
-        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(events))
         await retry(
             partial(self._write, list(stores.values()), list(products.values()), rejected),
             what="silver master batch",

@@ -8,8 +8,10 @@ that returns a detail when the record violates it:
 - ``warn``: the record is kept and the violation counted;
 - ``fail``: the whole batch stops (the worker exits without committing, and alerts).
 
-The parser's own rejections (not JSON, unknown schema, missing field, wrong type, amount
-<= 0, quantity <= 0, …) are quarantined under their rule names before these run.
+The parser's own rejections (not JSON, unknown schema, missing field, wrong type, anything
+outside the input domain of ``services.common.events.types`` — amounts, quantities, time
+window, …) are quarantined under their rule names before these run: the event types own
+what one record may say; expectations own the rules that need context.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ Action = Literal["quarantine", "warn", "fail"]
 
 UNKNOWN_STORE = "unknown_store"
 FUTURE_TIMESTAMP = "future_timestamp"
-NON_POSITIVE_NET = "non_positive_amount"
 ITEMS_SUM_TO_TOTAL = "items_sum_to_total"
 UNKNOWN_SKU = "unknown_sku"
 CENT = Decimal("0.01")
@@ -64,10 +65,6 @@ def _not_in_future(tx: Transaction, ctx: Context) -> str | None:
     return None
 
 
-def _positive_net(tx: Transaction, ctx: Context) -> str | None:
-    return None if tx.net_amount > 0 else "net amount (gross - discount) is not positive"
-
-
 def _items_sum_to_total(tx: Transaction, ctx: Context) -> str | None:
     items = sum((i.unit_price * i.qty for i in tx.items), Decimal(0))
     if abs(items - tx.gross_amount) > CENT:
@@ -81,7 +78,6 @@ def _known_skus(tx: Transaction, ctx: Context) -> str | None:
 
 
 DEFAULT_EXPECTATIONS: tuple[Expectation, ...] = (
-    Expectation(NON_POSITIVE_NET, "quarantine", _positive_net, "net amount > 0"),
     Expectation(FUTURE_TIMESTAMP, "quarantine", _not_in_future, "occurred_at <= now + skew"),
     Expectation(UNKNOWN_STORE, "quarantine", _known_store, "store exists in master data"),
     Expectation(ITEMS_SUM_TO_TOTAL, "warn", _items_sum_to_total, "items sum to gross ± 0.01"),

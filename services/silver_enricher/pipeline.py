@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +18,9 @@ from functools import partial
 
 import asyncpg
 
-from services.common.events import ProductRecord, StoreRecord
+from services.common.events import ProductRecord, StoreRecord, rules
 from services.common.handoff import ChangedGroups, DecodedRecord
+from services.common.isolation import isolate
 from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,
@@ -31,7 +33,7 @@ from services.common.metrics import (
 from services.silver_enricher import repo
 from services.silver_enricher.expectations import Context
 from services.silver_enricher.repo import BronzeRecordRow
-from services.silver_enricher.transform import Refined, Refiner
+from services.silver_enricher.transform import QUARANTINE_TABLE, Refined, Refiner, store_of
 
 log = logging.getLogger(__name__)
 LAYER = "silver"
@@ -109,8 +111,42 @@ class SilverPipeline:
         recheck_master: bool = True,
         reenrich: bool = False,
     ) -> repo.MergeResult:
-        """Refine and merge one batch (one transaction), then announce the changed groups."""
+        """Refine and merge one batch (one transaction), then announce the changed groups.
+        A record that cannot be refined or stored is isolated and quarantined
+        (:mod:`services.common.isolation`); the rest of the batch goes on."""
         unique = list({r.bronze_id: r for r in records}.values())
+        results: list[repo.MergeResult] = []
+
+        async def part(part_records: Sequence[DecodedRecord]) -> None:
+            results.append(await self._process(part_records, recheck_master, reenrich))
+
+        await isolate(unique, part, self._keep_unprocessable, layer=LAYER)
+        return repo.MergeResult(
+            sum(r.changed_transactions for r in results),
+            set().union(*(r.groups for r in results)),
+            [tid for r in results for tid in r.merged_ids],
+        )
+
+    async def _keep_unprocessable(self, record: DecodedRecord, reason: str, detail: str) -> None:
+        bronze_id = uuid.UUID(record.bronze_id)
+        quarantine = (bronze_id, record.source_system, rules.UNPROCESSABLE, None,
+                      f"{reason}: {detail}", store_of(record.raw), record.batch_id,
+                      record.partner, record.kafka_timestamp)  # fmt: skip
+
+        async def write() -> None:
+            pool = await self.pool()
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(repo.MERGE_QUARANTINE, *repo.columns([quarantine], 9))
+                await conn.execute(
+                    repo.MERGE_LINEAGE, *repo.columns([(bronze_id, QUARANTINE_TABLE, None)], 3)
+                )
+
+        await retry(write, what="silver quarantine", on_retry=self.on_db_retry)
+        RECORDS_REJECTED.labels(LAYER, rules.UNPROCESSABLE).inc()
+
+    async def _process(
+        self, unique: Sequence[DecodedRecord], recheck_master: bool, reenrich: bool
+    ) -> repo.MergeResult:
         started = time.perf_counter()
         refined, result = await retry(
             partial(self._merge, unique, reenrich),

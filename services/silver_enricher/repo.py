@@ -49,7 +49,7 @@ SELECT {_TX_COLS} FROM {TX_STAGE}
 ON CONFLICT (transaction_id) DO UPDATE SET {_TX_UPDATE}, updated_at = now()
 WHERE (t.version, t.kafka_timestamp, t.bronze_id::text)
     {newer} (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
-RETURNING transaction_id
+RETURNING transaction_id, xmax::text <> '0' AS replaced
 """
 
 
@@ -188,7 +188,10 @@ async def write(
     merged_ids: list[uuid.UUID] = []
     if refined.transactions:
         await conn.execute(CREATE_STAGES)
-        txs = list(refined.transactions.values())
+        # In one order (by id) for every worker: two batches that merge the same transactions
+        # at once (two workers after a rebalance, a replay beside the service) lock their rows
+        # in the same order and wait for each other instead of deadlocking.
+        txs = sorted(refined.transactions.values(), key=lambda t: t.transaction_id)
         await conn.copy_records_to_table(TX_STAGE, records=[t.row for t in txs], columns=TX_COLUMNS)
         await conn.copy_records_to_table(
             ITEM_STAGE, records=[i for t in txs for i in t.items], columns=ITEM_COLUMNS
@@ -198,8 +201,12 @@ async def write(
         merged = await conn.fetch(REENRICH_TRANSACTIONS if reenrich else MERGE_TRANSACTIONS)
         changed = len(merged)
         merged_ids = [row["transaction_id"] for row in merged]
-        replaced = [tid for tid in merged_ids if tid in before]
-        groups.update(before[tid] for tid in replaced)
+        # Replaced rows are told by the merge itself (xmax is set on an updated row), not by
+        # the read before it: another worker may have inserted the row in between, and its
+        # items must go too. (That worker's old group is then unknown here; gold does not need
+        # it: its input is captured by the triggers.)
+        replaced = [row["transaction_id"] for row in merged if row["replaced"]]
+        groups.update(before[tid] for tid in replaced if tid in before)
         if replaced:  # new transactions have no items yet
             await conn.execute(DELETE_ITEMS, replaced)
         if merged_ids:

@@ -97,7 +97,7 @@ class Refiner:
             )
             if isinstance(event, Rejection):
                 self._quarantine(out, record, event.rule, event.field, event.detail,
-                                 _store_of(record.raw))  # fmt: skip
+                                 store_of(record.raw))  # fmt: skip
             elif isinstance(event, Transaction):
                 self._transaction(out, record, event, stores, products, ctx)
             elif isinstance(event, DeviceReading):
@@ -220,7 +220,7 @@ class Refiner:
         out.groups.add((spend.store_id, spend.date))
 
 
-def _store_of(raw: Any) -> str | None:
+def store_of(raw: Any) -> str | None:
     """The store id of a rejected record, if it names one (for re-processing by store)."""
     if isinstance(raw, dict) and isinstance(raw.get("store_id"), str):
         return str(raw["store_id"])[:200]

@@ -9,6 +9,7 @@ probability P (see :mod:`services.simulator.faults`).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from bisect import bisect
@@ -69,6 +70,12 @@ class TrafficGenerator:
         self.world: World = build_world(random.Random(f"{config.seed}:world"), config.stores,
                                         config.products)  # fmt: skip
         self.rng = random.Random(f"{config.seed}:traffic")
+        # Event ids carry the run (seed and start): a second run on the same stack sends new
+        # sales, not "corrections" of the first run's; the same seed and start still give the
+        # same bytes.
+        self._run = hashlib.sha256(
+            f"{config.seed}:{config.start.isoformat()}".encode()
+        ).hexdigest()[:8]
         self._seq = 0
         self._live = 0
         self._emitted = 0
@@ -250,7 +257,7 @@ class TrafficGenerator:
                 **base,
                 "device_id": f"D-{store.store_id}-vend",
                 "kind": "sale",
-                "event_id": f"V-{store.store_id}-{self._seq:09d}",
+                "event_id": f"V-{store.store_id}-{self._run}-{self._seq:09d}",
                 "sku": product.sku,
                 "qty": qty,
                 "amount": product.price_centavos * qty / 100,
@@ -293,7 +300,7 @@ class TrafficGenerator:
                  for sku, (q, p) in quantities.items()]  # fmt: skip
         terminal = rng.randint(1, store.terminals)
         payload: dict[str, Any] = {
-            "event_id": f"{partner or store.store_id}-{self._seq:09d}",
+            "event_id": f"{partner or store.store_id}-{self._run}-{self._seq:09d}",
             "store_id": store.store_id,
             "terminal_id": None if partner else f"{store.store_id}-T{terminal}",
             "occurred_at": _fmt(when),
@@ -328,7 +335,7 @@ class TrafficGenerator:
             if number % 5 == 0:  # loyalty members registered a mobile number
                 customer["phone"] = f"+63917{int(store.store_id[1:]) * 7919 + number:07d}"[:13]
             return customer
-        return {"id": f"C-N{self._seq:09d}", "type": "new"}
+        return {"id": f"C-N{self._run}-{self._seq:09d}", "type": "new"}
 
     def _campaign_spend(self, partner: str, when: datetime, day_offset: int
                         ) -> dict[str, Any] | None:  # fmt: skip

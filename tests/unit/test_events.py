@@ -110,7 +110,7 @@ def test_pos_v1_parses_to_transaction_with_exact_decimals() -> None:
     assert isinstance(event, Transaction)
     assert event.source_system == "pos"
     assert event.gross_amount == event.net_amount == Decimal("125.5")
-    assert str(event.items[0].unit_price) == "20.0"  # JSON 20.00 from json.dumps is "20.0"
+    assert str(event.items[0].unit_price) == "20.00"  # money is held in cents, as stored
     assert event.occurred_at.utcoffset() == timedelta(hours=8)
     assert event.customer is not None and event.customer.phone == "+639171234567"
 
@@ -181,7 +181,7 @@ def test_api_batch_envelope_keeps_records_raw() -> None:
     assert not isinstance(batch, Rejection)
     assert batch.records[1] == 42
     assert parse_record(batch.records[1], "api") == Rejection(
-        rules.NOT_OBJECT, None, "not a JSON object: int"
+        rules.NOT_OBJECT, None, "JSON value is a number"
     )
 
 

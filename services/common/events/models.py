@@ -17,6 +17,8 @@ from pydantic_core import PydanticCustomError
 
 from services.common.events import rules
 from services.common.events.types import (
+    ITEMS_MAX,
+    MONEY_MAX,
     Currency,
     Day,
     Id,
@@ -35,13 +37,19 @@ SourceSystem = Literal["pos", "api", "iot"]
 
 
 class LineItem(BaseModel):
-    """One line of a basket."""
+    """One line of a basket. A free line (``unit_price`` 0, a promotion) is a normal line."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     sku: Id
     qty: Quantity
-    unit_price: PositiveMoney
+    unit_price: NonNegativeMoney
+
+    @model_validator(mode="after")
+    def _line_amount_in_domain(self) -> LineItem:
+        if self.unit_price * self.qty > MONEY_MAX:
+            raise PydanticCustomError(rules.INVALID_VALUE, f"line amount beyond {MONEY_MAX}")
+        return self
 
 
 class Customer(BaseModel):
@@ -71,10 +79,10 @@ class Transaction(BaseModel):
     currency: Currency = "PHP"
     gross_amount: PositiveMoney
     discount_amount: NonNegativeMoney = Decimal(0)
-    net_amount: NonNegativeMoney
+    net_amount: PositiveMoney
     payment_method: Text | None = None
     customer: Customer | None = None
-    items: tuple[LineItem, ...] = Field(min_length=1)
+    items: tuple[LineItem, ...] = Field(min_length=1, max_length=ITEMS_MAX)
     campaign_id: Text | None = None
     version: Version = 1
     batch_id: Text | None = None

@@ -70,11 +70,12 @@ def load_json(raw: bytes | bytearray | memoryview | str) -> Any:
 
 
 def load_json_object(raw: object) -> dict[str, Any] | Rejection:
-    """The JSON object in ``raw`` (bytes, str, or an already decoded dict), or why not."""
+    """The JSON object in ``raw`` (bytes, or an already decoded value), or why not. A decoded
+    string is a JSON string, not JSON text to decode again."""
     if isinstance(raw, dict):
         return raw
-    if not isinstance(raw, bytes | bytearray | memoryview | str):
-        return Rejection(rules.NOT_OBJECT, None, f"not a JSON object: {type(raw).__name__}")
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return Rejection(rules.NOT_OBJECT, None, f"JSON value is {_json_kind(raw)}")
     try:
         value = load_json(raw)
     except UnicodeDecodeError:
@@ -194,6 +195,13 @@ def _parse_pos(obj: dict[str, Any]) -> Transaction | Rejection:
 def _parse_api_record(
     obj: dict[str, Any], batch_id: str | None, partner: str | None
 ) -> Transaction | CampaignSpend | Rejection:
+    if "type" not in obj and "schema" in obj:
+        # A whole envelope that bronze could not split (its schema is not a known batch
+        # schema, or it is malformed): judge it as an envelope.
+        envelope = parse_api_batch(obj)
+        if isinstance(envelope, Rejection):
+            return envelope
+        return Rejection(rules.INVALID_VALUE, "records", "API batch envelope was not split")
     model = _pick(obj, "type", _API_RECORD_TYPES, unknown_rule=rules.INVALID_VALUE)
     if isinstance(model, Rejection):
         return model

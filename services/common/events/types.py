@@ -1,4 +1,11 @@
-"""Scalar field types shared by the wire and internal event models.
+"""Scalar field types shared by the wire and internal event models: the input domain.
+
+The accepted range of every field is written here once, as the range the pipeline can store
+and compute with end to end (silver's columns, gold's sums, platinum's features): money is
+rounded to cents like ``numeric(12,2)`` rounds it and bounded by :data:`MONEY_MAX`; integers
+stay inside PostgreSQL's ``integer``; timestamps inside :data:`TIME_MIN`..:data:`TIME_MAX`;
+strings and JSON nesting are bounded. The JSON Schemas in ``schemas/events/`` are generated
+from these types, so producers can check the same bounds before sending.
 
 Each type validates one kind of value and fails with an error whose *type* is the
 rejection rule silver quarantines by (see :mod:`services.common.events.rules`), so the
@@ -9,8 +16,8 @@ messages never echo the input: payloads may carry personal data.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,20 +27,36 @@ from pydantic_core import PydanticCustomError
 
 from services.common.events import rules
 
-_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?")
+# The input domain (CONTRACTS §1): what one field may hold so that every layer can store it.
+CENT = Decimal("0.01")
+MONEY_MAX = Decimal("99999999.99")  # one amount, price or line (numeric(12,2) holds 1e10)
+QTY_MAX = 1_000_000  # units of one line (a bulk sale of a million units is a sale)
+ITEMS_MAX = 1_000  # lines of one basket, so a basket's units stay < 2^31 (integer)
+INT4_MAX = 2**31 - 1  # PostgreSQL integer
+FOOTFALL_MAX = 1_000_000  # people through one door in one reading
+TEMPERATURE_RANGE = (Decimal(-50), Decimal(100))  # °C
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)  # event times; every offset stays in range
+TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+DAY_MIN = date(1900, 1, 1)  # calendar dates (a store opened in 1950 is a store)
+DAY_MAX = date(2099, 12, 31)
+ID_MAX_CHARS = 200
+TEXT_MAX_CHARS = 10_000
+JSON_DEPTH_MAX = 32  # nesting of one source record (events need 4; decoders differ past ~1000)
+API_RECORDS_MAX = 10_000  # records in one API batch envelope
+
+_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-_MONEY_JSON_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}]
-}
-_POSITIVE_MONEY_JSON_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0},
-        {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
-    ],
-    "description": "greater than 0; a JSON number or a decimal string",
-}
+
+def _money_json_schema(minimum: Decimal | None, description: str) -> dict[str, Any]:
+    number: dict[str, Any] = {"type": "number", "maximum": float(MONEY_MAX)}
+    if minimum is not None:
+        number["minimum"] = float(minimum)
+    return {
+        "anyOf": [number, {"type": "string", "pattern": r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"}],
+        "description": f"{description}; rounded to cents; a JSON number or a decimal string",
+    }
 
 
 def _error(rule: str, message: str) -> PydanticCustomError:
@@ -66,9 +89,18 @@ def to_decimal(value: object) -> Decimal:
     raise _error(rules.WRONG_TYPE, f"expected a number or a decimal string, got {_kind(value)}")
 
 
+def to_cents(value: object) -> Decimal:
+    """Money: :func:`to_decimal`, rounded to cents the way ``numeric(12,2)`` rounds (half away
+    from zero), at most :data:`MONEY_MAX` in size."""
+    amount = to_decimal(value)
+    if abs(amount) > MONEY_MAX + CENT / 2:
+        raise _error(rules.INVALID_VALUE, f"amount beyond ±{MONEY_MAX}")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def _positive(value: Decimal) -> Decimal:
     if value <= 0:
-        raise _error(rules.NON_POSITIVE_AMOUNT, "amount must be greater than 0")
+        raise _error(rules.NON_POSITIVE_AMOUNT, "amount must be at least 0.01 (after rounding)")
     return value
 
 
@@ -78,15 +110,31 @@ def _non_negative(value: Decimal) -> Decimal:
     return value
 
 
+def to_integer(value: object) -> int:
+    """A JSON integer. As in JSON Schema, a number with no fractional part is one (``2.0``,
+    ``1E+2``): PostgreSQL's jsonb writes it that way, so replay reads what streaming read."""
+    if isinstance(value, bool):
+        raise _error(rules.WRONG_TYPE, "expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal | float):
+        number = Decimal(repr(value)) if isinstance(value, float) else value
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
+    raise _error(rules.WRONG_TYPE, f"expected an integer, got {_kind(value)}")
+
+
 def _quantity(value: int) -> int:
     if value <= 0:
         raise _error(rules.INVALID_QUANTITY, "quantity must be at least 1")
+    if value > QTY_MAX:
+        raise _error(rules.INVALID_VALUE, f"quantity beyond {QTY_MAX}")
     return value
 
 
 def _version(value: int) -> int:
-    if value < 1:
-        raise _error(rules.INVALID_VALUE, "version must be at least 1")
+    if not 1 <= value <= INT4_MAX:
+        raise _error(rules.INVALID_VALUE, f"version must be 1..{INT4_MAX}")
     return value
 
 
@@ -95,29 +143,38 @@ def to_timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _error(rules.INVALID_VALUE, "timestamp has no UTC offset")
-        return value
-    if not isinstance(value, str):
+        parsed = value
+    elif not isinstance(value, str):
         raise _error(rules.WRONG_TYPE, f"expected an RFC 3339 string, got {_kind(value)}")
-    if not _RFC3339.fullmatch(value):
+    elif not _RFC3339.fullmatch(value):
         raise _error(rules.INVALID_VALUE, "not an RFC 3339 timestamp with an offset")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise _error(rules.INVALID_VALUE, "not a valid calendar date or time") from None
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _error(rules.INVALID_VALUE, "not a valid calendar date or time") from None
+    # Compared as instants (no conversion, which overflows at year 1 or 9999).
+    if not TIME_MIN <= parsed < TIME_MAX:
+        raise _error(rules.INVALID_VALUE, f"timestamp outside {TIME_MIN:%Y}..{TIME_MAX:%Y}")
+    return parsed
 
 
 def to_day(value: object) -> date:
     """A calendar date ``YYYY-MM-DD``."""
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
+        day = value
+    elif not isinstance(value, str):
         raise _error(rules.WRONG_TYPE, f"expected a YYYY-MM-DD string, got {_kind(value)}")
-    if not _DAY.fullmatch(value):
+    elif not _DAY.fullmatch(value):
         raise _error(rules.INVALID_VALUE, "not a YYYY-MM-DD date")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _error(rules.INVALID_VALUE, "not a valid calendar date") from None
+    else:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise _error(rules.INVALID_VALUE, "not a valid calendar date") from None
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise _error(rules.INVALID_VALUE, f"date outside {DAY_MIN}..{DAY_MAX}")
+    return day
 
 
 @lru_cache(maxsize=1024)
@@ -137,17 +194,17 @@ def _timezone(value: str) -> str:
 
 
 def _footfall(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _error(rules.WRONG_TYPE, f"footfall must be a JSON integer, got {_kind(value)}")
-    if value < 0:
-        raise _error(rules.INVALID_VALUE, "footfall must not be negative")
-    return Decimal(value)
+    count = to_integer(value)
+    if not 0 <= count <= FOOTFALL_MAX:
+        raise _error(rules.INVALID_VALUE, f"footfall must be 0..{FOOTFALL_MAX}")
+    return Decimal(count)
 
 
 def _temperature(value: Decimal) -> Decimal:
-    if not Decimal(-50) <= value <= Decimal(100):
-        raise _error(rules.INVALID_VALUE, "temperature outside -50..100 °C")
-    return value
+    low, high = TEMPERATURE_RANGE
+    if not low <= value <= high:
+        raise _error(rules.INVALID_VALUE, f"temperature outside {low}..{high} °C")
+    return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
 def _kind(value: object) -> str:
@@ -155,37 +212,32 @@ def _kind(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-Money = Annotated[Decimal, BeforeValidator(to_decimal), WithJsonSchema(_MONEY_JSON_SCHEMA)]
+Money = Annotated[
+    Decimal, BeforeValidator(to_cents), WithJsonSchema(_money_json_schema(-MONEY_MAX, "money"))
+]
 PositiveMoney = Annotated[
     Decimal,
-    BeforeValidator(to_decimal),
+    BeforeValidator(to_cents),
     AfterValidator(_positive),
-    WithJsonSchema(_POSITIVE_MONEY_JSON_SCHEMA),
+    WithJsonSchema(_money_json_schema(CENT / 2, "at least 0.01")),
 ]
 NonNegativeMoney = Annotated[
     Decimal,
-    BeforeValidator(to_decimal),
+    BeforeValidator(to_cents),
     AfterValidator(_non_negative),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
-            ]
-        }
-    ),
+    WithJsonSchema(_money_json_schema(Decimal(0), "0 or more")),
 ]
 Quantity = Annotated[
     int,
-    Strict(),
+    BeforeValidator(to_integer),
     AfterValidator(_quantity),
-    WithJsonSchema({"type": "integer", "minimum": 1}),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": QTY_MAX}),
 ]
 Version = Annotated[
     int,
-    Strict(),
+    BeforeValidator(to_integer),
     AfterValidator(_version),
-    WithJsonSchema({"type": "integer", "minimum": 1, "default": 1}),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": INT4_MAX, "default": 1}),
 ]
 Timestamp = Annotated[
     datetime,
@@ -194,13 +246,30 @@ Timestamp = Annotated[
         {
             "type": "string",
             "format": "date-time",
-            "description": "RFC 3339 with an offset, e.g. 2026-11-25T10:15:00+08:00",
+            "pattern": _RFC3339.pattern,
+            "formatMinimum": TIME_MIN.isoformat(),
+            "formatExclusiveMaximum": TIME_MAX.isoformat(),
+            "description": (
+                "RFC 3339 with an offset, e.g. 2026-11-25T10:15:00+08:00; "
+                f"from {TIME_MIN:%Y-%m-%d} to before {TIME_MAX:%Y-%m-%d} (UTC)"
+            ),
         }
     ),
 ]
-Day = Annotated[date, BeforeValidator(to_day), WithJsonSchema({"type": "string", "format": "date"})]
-Id = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=200)]
-Text = Annotated[str, Strict(), StringConstraints(max_length=10_000)]
+Day = Annotated[
+    date,
+    BeforeValidator(to_day),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "formatMinimum": DAY_MIN.isoformat(),
+            "formatMaximum": DAY_MAX.isoformat(),
+        }
+    ),
+]
+Id = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=ID_MAX_CHARS)]
+Text = Annotated[str, Strict(), StringConstraints(max_length=TEXT_MAX_CHARS)]
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
 TimezoneName = Annotated[
     str,
@@ -209,11 +278,35 @@ TimezoneName = Annotated[
     WithJsonSchema({"type": "string", "description": "IANA time zone, e.g. Asia/Manila"}),
 ]
 Footfall = Annotated[
-    Decimal, BeforeValidator(_footfall), WithJsonSchema({"type": "integer", "minimum": 0})
+    Decimal,
+    BeforeValidator(_footfall),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": FOOTFALL_MAX}),
 ]
 Temperature = Annotated[
     Decimal,
     BeforeValidator(to_decimal),
     AfterValidator(_temperature),
-    WithJsonSchema({"type": "number", "minimum": -50, "maximum": 100}),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": float(TEMPERATURE_RANGE[0]),
+            "maximum": float(TEMPERATURE_RANGE[1]),
+        }
+    ),
 ]
+
+
+def json_depth_exceeds(value: Any, limit: int = JSON_DEPTH_MAX) -> bool:
+    """True when ``value`` (parsed JSON) nests arrays/objects deeper than ``limit``."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        nested: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(v for v in item.values() if isinstance(v, dict | list))
+            elif isinstance(item, list):
+                nested.extend(v for v in item if isinstance(v, dict | list))
+        if not nested:
+            return False
+        level = nested
+    return True

@@ -10,10 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from services.common.events import rules
 from services.common.events.models import Customer, LineItem
 from services.common.events.types import (
+    API_RECORDS_MAX,
+    ITEMS_MAX,
     Currency,
     Day,
     Footfall,
@@ -41,7 +45,7 @@ class _TransactionFields(_Wire):
     currency: Currency = "PHP"
     payment_method: Text | None = None
     customer: Customer | None = None
-    items: list[LineItem] = Field(min_length=1)
+    items: list[LineItem] = Field(min_length=1, max_length=ITEMS_MAX)
     campaign_id: Text | None = None
     version: Version = 1
     notes: Text | None = None
@@ -62,6 +66,17 @@ class PosTransactionV2(_TransactionFields):
     schema_: Literal["pos.transaction/2"] = Field(alias="schema")
     gross_amount: PositiveMoney
     discount_amount: NonNegativeMoney = Decimal(0)
+
+    @field_validator("discount_amount")
+    @classmethod
+    def _net_is_positive(cls, discount: Decimal, info: ValidationInfo) -> Decimal:
+        # The one place of "a sale's net amount is positive" for v2: net = gross - discount.
+        gross = info.data.get("gross_amount")
+        if gross is not None and discount >= gross:
+            raise PydanticCustomError(
+                rules.NON_POSITIVE_AMOUNT, "net amount (gross - discount) must be positive"
+            )
+        return discount
 
 
 class ApiTransactionRecord(_TransactionFields):
@@ -92,14 +107,14 @@ class ApiBatchEnvelope(_Wire):
     batch_id: Id
     partner: Id
     sent_at: Timestamp
-    records: list[Any]
+    records: list[Any] = Field(max_length=API_RECORDS_MAX)
 
 
 class ApiBatchV1(ApiBatchEnvelope):
     """``api.batch/1`` as documented (records typed), for the JSON Schema."""
 
     model_config = ConfigDict(title="api.batch/1")
-    records: list[ApiRecord]
+    records: list[ApiRecord] = Field(max_length=API_RECORDS_MAX)
 
 
 class _IotFields(_Wire):
