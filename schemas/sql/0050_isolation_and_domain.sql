@@ -21,8 +21,11 @@ ALTER TABLE scout.bronze_ingestion_batches
 
 -- 2. Gold and platinum: sums and counts over any number of valid silver rows. Silver bounds
 --    one amount (< 1e8) and one line's units (<= 1e6, services/common/events/types.py); a day
---    may hold any number of them, so counts are bigint and money and ratios unbounded numeric.
---    The quality view reads some of these columns: it is dropped and re-created as it was.
+--    may hold any number of them, so counts are bigint, sums of money numeric(32,2) (a bigint
+--    count of maximal amounts), and ratios that can grow with a count numeric(32, scale). The
+--    scales stay as they were (the recomputation rounds the same way); averages, medians and
+--    deviations of single amounts stay bounded by the amounts and keep their types. The
+--    quality view reads some of these columns: it is dropped and re-created as it was.
 DO $$
 DECLARE
     quality_view text := pg_get_viewdef('scout.data_quality_dashboard'::regclass);
@@ -35,50 +38,45 @@ BEGIN
 
     ALTER TABLE scout.gold_business_metrics
         ALTER COLUMN transaction_count TYPE bigint,
-        ALTER COLUMN daily_revenue TYPE numeric,
-        ALTER COLUMN avg_transaction TYPE numeric,
+        ALTER COLUMN daily_revenue TYPE numeric(32, 2),
         ALTER COLUMN unique_customers TYPE bigint,
-        ALTER COLUMN median_amount TYPE numeric,
-        ALTER COLUMN amount_stddev TYPE numeric,
         ALTER COLUMN new_customers TYPE bigint,
         ALTER COLUMN returning_customers TYPE bigint,
-        ALTER COLUMN conversion_rate TYPE numeric,
-        ALTER COLUMN campaign_spend TYPE numeric;
+        ALTER COLUMN conversion_rate TYPE numeric(32, 4),
+        ALTER COLUMN campaign_spend TYPE numeric(32, 2);
     ALTER TABLE scout.gold_customer_insights
         ALTER COLUMN transaction_count TYPE bigint,
-        ALTER COLUMN revenue TYPE numeric,
+        ALTER COLUMN revenue TYPE numeric(32, 2),
         ALTER COLUMN customers TYPE bigint,
-        ALTER COLUMN avg_basket_size TYPE numeric,
-        ALTER COLUMN avg_basket_value TYPE numeric;
+        ALTER COLUMN avg_basket_size TYPE numeric(32, 4);
     ALTER TABLE scout.gold_geographic_performance
-        ALTER COLUMN revenue TYPE numeric,
+        ALTER COLUMN revenue TYPE numeric(32, 2),
         ALTER COLUMN transaction_count TYPE bigint,
         ALTER COLUMN active_stores TYPE bigint;
     ALTER TABLE scout.gold_product_performance
         ALTER COLUMN units TYPE bigint,
-        ALTER COLUMN revenue TYPE numeric,
+        ALTER COLUMN revenue TYPE numeric(32, 2),
         ALTER COLUMN transaction_count TYPE bigint;
 
     ALTER TABLE scout.platinum_ml_features
-        ALTER COLUMN daily_revenue TYPE numeric,
+        ALTER COLUMN daily_revenue TYPE numeric(32, 2),
         ALTER COLUMN transaction_count TYPE bigint,
-        ALTER COLUMN revenue_7d_ma TYPE numeric,
-        ALTER COLUMN revenue_30d_ma TYPE numeric,
-        ALTER COLUMN wow_growth TYPE numeric,
-        ALTER COLUMN day_of_week_index TYPE numeric,
-        ALTER COLUMN basket_value TYPE numeric,
-        ALTER COLUMN basket_units TYPE numeric,
-        ALTER COLUMN footfall_conversion TYPE numeric;
+        ALTER COLUMN revenue_7d_ma TYPE numeric(32, 4),
+        ALTER COLUMN revenue_30d_ma TYPE numeric(32, 4),
+        ALTER COLUMN wow_growth TYPE numeric(32, 6),
+        ALTER COLUMN day_of_week_index TYPE numeric(32, 6),
+        ALTER COLUMN basket_units TYPE numeric(32, 4),
+        ALTER COLUMN footfall_conversion TYPE numeric(32, 4);
     ALTER TABLE scout.platinum_executive_summary
-        ALTER COLUMN total_revenue TYPE numeric,
+        ALTER COLUMN total_revenue TYPE numeric(32, 2),
         ALTER COLUMN active_stores TYPE bigint,
-        ALTER COLUMN avg_store_revenue TYPE numeric;
+        ALTER COLUMN avg_store_revenue TYPE numeric(32, 4);
     ALTER TABLE scout.platinum_campaign_insights
-        ALTER COLUMN spend TYPE numeric,
-        ALTER COLUMN revenue_during TYPE numeric,
-        ALTER COLUMN baseline_revenue TYPE numeric,
-        ALTER COLUMN revenue_lift TYPE numeric,
-        ALTER COLUMN attributed_revenue TYPE numeric;
+        ALTER COLUMN spend TYPE numeric(32, 2),
+        ALTER COLUMN revenue_during TYPE numeric(32, 2),
+        ALTER COLUMN baseline_revenue TYPE numeric(32, 2),
+        ALTER COLUMN revenue_lift TYPE numeric(32, 2),
+        ALTER COLUMN attributed_revenue TYPE numeric(32, 2);
 
     EXECUTE 'CREATE VIEW scout.data_quality_dashboard AS ' || quality_view;
 END
