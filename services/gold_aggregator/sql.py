@@ -193,7 +193,8 @@ WRITE_PRODUCTS = """
 INSERT INTO scout.gold_product_performance (category, brand, date_key, units, revenue,
     transaction_count, share_within_category, rank_in_category)
 SELECT u.category, u.brand, $1::date, u.units, u.revenue, u.n,
-       round(u.revenue / nullif(sum(u.revenue) OVER (PARTITION BY u.category), 0), 6),
+       -- 0 when the category's lines were all free that day (no revenue to share)
+       coalesce(round(u.revenue / nullif(sum(u.revenue) OVER (PARTITION BY u.category), 0), 6), 0),
        rank() OVER (PARTITION BY u.category ORDER BY u.revenue DESC, u.brand)::bigint
 FROM unnest($2::text[], $3::text[], $4::bigint[], $5::numeric[], $6::bigint[])
      AS u(category, brand, units, revenue, n)
@@ -268,8 +269,8 @@ WITH per_brand AS (
     GROUP BY 1, 2, 3
 )
 SELECT category, brand, date_key, units, revenue, transaction_count,
-       round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0), 6)
-           AS share_within_category,
+       coalesce(round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0),
+                      6), 0) AS share_within_category,
        rank() OVER (PARTITION BY category, date_key ORDER BY revenue DESC, brand)::bigint
            AS rank_in_category
 FROM per_brand

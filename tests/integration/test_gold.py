@@ -214,7 +214,9 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             q(
                 revenue[(category, brand, day)] / category_total[(category, day)],
                 Decimal("0.000001"),
-            ),
+            )
+            if category_total[(category, day)]
+            else Decimal("0.000000"),  # every line of the category free that day
             rank,
         )
     stored_products = {

@@ -195,7 +195,7 @@ def _parse_pos(obj: dict[str, Any]) -> Transaction | Rejection:
 def _parse_api_record(
     obj: dict[str, Any], batch_id: str | None, partner: str | None
 ) -> Transaction | CampaignSpend | Rejection:
-    if "type" not in obj and "schema" in obj:
+    if "type" not in obj and ("schema" in obj or "records" in obj):
         # A whole envelope that bronze could not split (its schema is not a known batch
         # schema, or it is malformed): judge it as an envelope.
         envelope = parse_api_batch(obj)

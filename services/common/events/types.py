@@ -44,9 +44,16 @@ TEXT_MAX_CHARS = 10_000
 JSON_DEPTH_MAX = 32  # nesting of one source record (events need 4; decoders differ past ~1000)
 API_RECORDS_MAX = 10_000  # records in one API batch envelope
 
-_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: Python's \d and Decimal() also take Thai or Devanagari digits.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Exponents beyond this are refused before any arithmetic (Decimal raises Overflow past its
+# context's limit, and int() of 1e999999999 would build a billion digits).
+_MAGNITUDE_MAX = 30
 
 
 def _money_json_schema(minimum: Decimal | None, description: str) -> dict[str, Any]:
@@ -54,7 +61,7 @@ def _money_json_schema(minimum: Decimal | None, description: str) -> dict[str, A
     if minimum is not None:
         number["minimum"] = float(minimum)
     return {
-        "anyOf": [number, {"type": "string", "pattern": r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"}],
+        "anyOf": [number, {"type": "string", "pattern": f"^{_DECIMAL_TEXT.pattern}$"}],
         "description": f"{description}; rounded to cents; a JSON number or a decimal string",
     }
 
@@ -69,24 +76,34 @@ def to_decimal(value: object) -> Decimal:
     if isinstance(value, bool):
         raise _error(rules.WRONG_TYPE, "expected a number or a decimal string, got a boolean")
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise _error(rules.INVALID_VALUE, "number is not finite")
-        return value
+        return _bounded(value)
     if isinstance(value, int):
-        return Decimal(value)
+        return _bounded(Decimal(value))
     if isinstance(value, float):
         try:
             result = Decimal(repr(value))
         except InvalidOperation:  # pragma: no cover - repr of a float always parses
             raise _error(rules.WRONG_TYPE, "not a number") from None
-        if not result.is_finite():
-            raise _error(rules.INVALID_VALUE, "number is not finite")
-        return result
+        return _bounded(result)
     if isinstance(value, str):
-        if _DECIMAL_TEXT.fullmatch(value.strip()):
-            return Decimal(value.strip())
-        raise _error(rules.WRONG_TYPE, "string is not a decimal number")
+        if not _DECIMAL_TEXT.fullmatch(value.strip()):
+            raise _error(rules.WRONG_TYPE, "string is not a decimal number")
+        try:
+            return _bounded(Decimal(value.strip()))
+        except InvalidOperation:  # an exponent beyond what any decimal holds
+            raise _error(rules.INVALID_VALUE, f"number beyond 1e{_MAGNITUDE_MAX}") from None
     raise _error(rules.WRONG_TYPE, f"expected a number or a decimal string, got {_kind(value)}")
+
+
+def _bounded(value: Decimal) -> Decimal:
+    """A finite number of a magnitude arithmetic can take (tiny ones become 0)."""
+    if not value.is_finite():
+        raise _error(rules.INVALID_VALUE, "number is not finite")
+    if value and value.adjusted() > _MAGNITUDE_MAX:
+        raise _error(rules.INVALID_VALUE, f"number beyond 1e{_MAGNITUDE_MAX}")
+    if value and value.adjusted() < -_MAGNITUDE_MAX:
+        return Decimal(0)
+    return value
 
 
 def to_cents(value: object) -> Decimal:
@@ -118,8 +135,8 @@ def to_integer(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, Decimal | float):
-        number = Decimal(repr(value)) if isinstance(value, float) else value
-        if number.is_finite() and number == number.to_integral_value():
+        number = _bounded(Decimal(repr(value)) if isinstance(value, float) else value)
+        if number == number.to_integral_value():
             return int(number)
     raise _error(rules.WRONG_TYPE, f"expected an integer, got {_kind(value)}")
 
@@ -207,6 +224,18 @@ def _temperature(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
+def _storable(value: str) -> str:
+    """Text PostgreSQL can hold: no NUL, no unpaired surrogate (master data reaches silver
+    without bronze's jsonb, so the rule is here)."""
+    if "\x00" in value:
+        raise _error(rules.INVALID_VALUE, "text holds NUL, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _error(rules.INVALID_VALUE, "text holds an unpaired surrogate") from None
+    return value
+
+
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
     return names.get(type(value), type(value).__name__)
@@ -246,7 +275,7 @@ Timestamp = Annotated[
         {
             "type": "string",
             "format": "date-time",
-            "pattern": _RFC3339.pattern,
+            "pattern": f"^{_RFC3339.pattern}$",
             "formatMinimum": TIME_MIN.isoformat(),
             "formatExclusiveMaximum": TIME_MAX.isoformat(),
             "description": (
@@ -268,8 +297,15 @@ Day = Annotated[
         }
     ),
 ]
-Id = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=ID_MAX_CHARS)]
-Text = Annotated[str, Strict(), StringConstraints(max_length=TEXT_MAX_CHARS)]
+Id = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=ID_MAX_CHARS),
+    AfterValidator(_storable),
+]
+Text = Annotated[
+    str, Strict(), StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_storable)
+]
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
 TimezoneName = Annotated[
     str,
