@@ -6,7 +6,8 @@ the records behind it on the same partition land, and no worker exits or restart
   ``schemas/events/`` and mutated), interleaved with valid sales;
 - each known poison record by name, with the place and reason it must end in;
 - a consumer group reset to the beginning after a batch with a refused row (redelivery);
-- two silver workers and a ``scout replay`` at once over corrections of the same events.
+- two silver workers and a ``scout replay`` at once over corrections of the same events;
+- the broker killed and restarted under the running chain.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import json
 import multiprocessing
 import os
 import random
+import signal
+import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,11 +32,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.common.events import ProductRecord, StoreRecord, parse_master
-from services.common.kafka import topics_for
+from services.common.kafka import create_topics, topics_for
 from services.common.settings import Settings
+from services.devstack import kafka
 from services.silver_enricher.app import _master_id
 from tests.fuzz import SKUS, STORES, payloads
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import ServiceProcess, free_port, publish, settings_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -501,6 +505,71 @@ async def test_two_silver_workers_and_a_replay_merge_corrections_without_a_crash
         )
         assert len(rows) == 400
         assert {(r["version"], str(r["amount"])) for r in rows} == {(3, "30.00")}
+        verify = gold_verify(settings)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        for service in services:
+            service.stop()
+
+
+@pytest.fixture
+def private_kafka(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Settings]]:
+    """A broker of this test's own (the shared one must not restart): (its stack settings,
+    the services' settings pointing at it)."""
+    port = free_port()
+    while not _port_free(port + 1):  # the controller listens on port + 1
+        port = free_port()
+    stack = settings.model_copy(update={"state_dir": tmp_path / "kstate", "kafka_port": port})
+    _dev(stack, "up")
+    try:
+        yield stack, settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    finally:
+        _dev(stack, "down")
+
+
+def _dev(stack: Settings, command: str) -> None:
+    """``scout dev up|down`` for the private broker only (the database URL is set, so the
+    shared PostgreSQL is left alone)."""
+    env = settings_env(stack, SCOUT_KAFKA_PORT=str(stack.kafka_port))
+    env.pop("SCOUT_KAFKA_BOOTSTRAP")
+    result = subprocess.run([sys.executable, "-m", "services.cli", "dev", command], env=env,
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def test_a_broker_killed_and_restarted_is_ridden_out_by_every_worker(
+    private_kafka: tuple[Settings, Settings], db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    stack, settings = private_kafka
+    await create_topics(settings)
+    services = await asyncio.gather(*(
+        asyncio.to_thread(ServiceProcess(name, settings, tmp_path).start)
+        for name in ("bronze", "silver", "gold")
+    ))  # fmt: skip
+    pids = [s.proc.pid for s in services if s.proc is not None]
+    try:
+        await publish(settings, _masters(settings) + _valid(settings, 500, "BEFORE"))
+        await until_settled(db, 500)
+        broker = kafka.running_pid(stack)
+        assert broker is not None
+        os.kill(broker, signal.SIGKILL)  # no clean shutdown: the worst case
+        await asyncio.sleep(15)  # longer than a session timeout: the workers see it gone
+        assert [s.proc.poll() for s in services if s.proc is not None] == [None] * 3
+        await asyncio.to_thread(_dev, stack, "up")
+        await publish(settings, _valid(settings, 500, "AFTER"))
+        await until_settled(db, 1000)
+        assert [s.proc.pid for s in services if s.proc is not None] == pids
+        assert_never_stopped(services)
+        assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 1000
         verify = gold_verify(settings)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
