@@ -130,6 +130,24 @@ class GoldAggregator:
         return result
 
 
+class ChangelogMetadata:
+    """Faust writes a table's changelog with the producer's cached metadata, without waiting:
+    on changelog topics it has just created the cache may not know them yet, and the write
+    raises TypeError. :meth:`wait` waits (a timeout is retried as transient) until it does."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.known = False
+
+    async def wait(self) -> None:
+        if self.known:
+            return
+        producer: Any = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        for table in list(self.app.tables.values()):
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
+        self.known = True
+
+
 def build_app(settings: Settings) -> faust.App:
     app = make_app(settings, LAYER)
     topics = topics_for(settings)
@@ -150,22 +168,10 @@ def build_app(settings: Settings) -> faust.App:
         .hopping(WINDOW_S, HOP_S, expires=expires, key_index=True).relative_to_now()
     )  # fmt: skip
 
-    changelogs_known = False
-
-    async def await_changelog_metadata() -> None:
-        # Faust writes a table's changelog with the producer's cached metadata, without
-        # waiting: on changelog topics it has just created, the cache may not know them yet
-        # and the write raises TypeError. Wait (retried as transient) until it knows them.
-        nonlocal changelogs_known
-        if changelogs_known:
-            return
-        producer: Any = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        for table in list(app.tables.values()):
-            await producer.partitions_for(table.changelog_topic.get_topic_name())
-        changelogs_known = True
+    changelogs = ChangelogMetadata(app)
 
     async def handle(events: Sequence[Any]) -> None:
-        await await_changelog_metadata()
+        await changelogs.wait()
         messages = [ChangedGroups.decode(e.message.value) for e in events]
         RECORDS_CONSUMED.labels(LAYER, topics.silver_changes).inc(len(messages))
         # One table update per store and batch (each update writes a changelog record per
