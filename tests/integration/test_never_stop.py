@@ -172,6 +172,16 @@ async def test_fuzzed_contract_never_stops_a_worker_and_keeps_every_record(
         """) == 0  # fmt: skip
         await assert_master_records_accounted(db, settings, fuzzed + masters)
 
+        # Replay equals streaming: `scout replay` gives every record the outcome streaming
+        # gave it (it reads bronze's jsonb, which spells numbers differently).
+        before = await _outcomes(db)
+        replay = subprocess.run(
+            [sys.executable, "-m", "services.cli", "replay", "--from", "1970-01-01"],
+            env=settings_env(settings), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert await _outcomes(db) == before
+
         reasons = {r["reason"] for r in await db.fetch(
             "SELECT DISTINCT 'bronze:' || reason AS reason FROM scout.bronze_error_log"
             " UNION SELECT DISTINCT 'silver:' || rule FROM scout.silver_quarantine"
@@ -186,6 +196,18 @@ async def test_fuzzed_contract_never_stops_a_worker_and_keeps_every_record(
     finally:
         for service in services:
             service.stop()
+
+
+async def _outcomes(db: asyncpg.Connection) -> tuple[Any, ...]:
+    """Where each bronze record ended, and the values silver took from it."""
+    lineage = await db.fetch("SELECT bronze_id, target, transaction_id FROM scout.silver_lineage")
+    quarantine = await db.fetch("SELECT bronze_id, rule, field FROM scout.silver_quarantine"
+                                " WHERE resolved_at IS NULL")  # fmt: skip
+    silver = await db.fetch("""
+        SELECT transaction_id, bronze_id, version, amount, gross_amount, discount_amount,
+               item_count, unit_count, customer_key, notes
+          FROM scout.silver_transactions_cleaned""")  # fmt: skip
+    return tuple(sorted(tuple(r) for r in rows) for rows in (lineage, quarantine, silver))
 
 
 async def assert_master_records_accounted(
