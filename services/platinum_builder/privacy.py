@@ -29,6 +29,7 @@ count. ``avg_amount`` = noisy sum / noisy count; its interval comes from both no
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,20 +116,30 @@ def laplace_error(scale: float, alpha: float) -> float:
     return float(dp.laplacian_scale_to_accuracy(scale, alpha))
 
 
-def _quantile(values: Sequence[float], candidates: list[float], params: PrivacyParams,
-              epsilon: float) -> float:  # fmt: skip
+@functools.lru_cache(maxsize=64)
+def _quantile_measurement(candidates: tuple[float, ...], alpha: float, d_in: int,
+                          epsilon: float) -> dp.Measurement:  # fmt: skip
+    """The private quantile spending ``epsilon`` at distance ``d_in`` (measurements are
+    reusable: every call draws fresh noise; cached because the scale search is slow)."""
     domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
 
     def make(scale: float) -> dp.Measurement:
         return dp.m.make_private_quantile(domain, dp.symmetric_distance(), dp.max_divergence(),
-                                          candidates=candidates, alpha=params.bound_quantile,
+                                          candidates=list(candidates), alpha=alpha,
                                           scale=scale)  # fmt: skip
 
-    d_in = params.max_partitions  # a unit adds one value per group it keeps
     meas = make(dp.binary_search_param(make, d_in=d_in, d_out=epsilon))
     spent = meas.map(d_in)  # type: ignore[no-untyped-call]
     if spent > epsilon * (1 + 1e-9):
         raise ValueError(f"quantile spends ε={spent} > {epsilon}")
+    return meas
+
+
+def _quantile(values: Sequence[float], candidates: list[float], params: PrivacyParams,
+              epsilon: float) -> float:  # fmt: skip
+    # A unit adds one value per group it keeps: distance max_partitions.
+    meas = _quantile_measurement(tuple(candidates), params.bound_quantile,
+                                 params.max_partitions, epsilon)  # fmt: skip
     return float(meas([float(v) for v in values]))
 
 
@@ -161,6 +172,7 @@ def bound(contributions: Sequence[tuple[Key, float, float]], bounds: Bounds
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _laplace(scale: float, sensitivity: float, epsilon: float) -> dp.Measurement:
     domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
     meas = dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)
