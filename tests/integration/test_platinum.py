@@ -259,7 +259,7 @@ async def test_dp_release_ledger_and_budget(settings: Settings, db: asyncpg.Conn
     assert len(released) >= 10
     for r in released:
         # 600 transactions per city and week (the few customers with more than 5 lose a
-        # couple): within 3 × the published 95 % error (a Laplace passes it with p = e^-9).
+        # couple): within 3 times the published 95 % error (a Laplace passes it with p = e^-9).
         assert abs(r["transaction_count"] - truth[r["city"]]) < 3 * r["transaction_count_error"]
         assert r["avg_amount_lower"] <= r["avg_amount"] <= r["avg_amount_upper"] <= 2500
         assert r["confidence"] == 0.95

@@ -135,7 +135,7 @@ def test_bounds_from_dp_quantiles_of_the_units() -> None:
     chosen = [privacy.choose_bounds(counts, spends, params) for _ in range(40)]
     assert all(b.count_source == b.spend_source == "dp_quantile" for b in chosen)
     c_values = sorted(b.max_contributions for b in chosen)
-    assert c_values[20] == 2 * math.ceil(sorted(counts)[19_000])  # headroom × p95, mostly
+    assert c_values[20] == 2 * math.ceil(sorted(counts)[19_000])  # headroom * p95, mostly
     s_values = sorted(b.spend_max for b in chosen)
     assert 1.6 * q95 < s_values[20] < 2.4 * q95
     assert max(c_values) <= privacy.COUNT_CAP and max(s_values) <= privacy.SPEND_CAP
