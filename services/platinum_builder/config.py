@@ -14,8 +14,8 @@ What each privacy setting trades is in the README, section "Privacy"; in short:
   values spend no ε on choosing them. ``SCOUT_PRIVACY_MAX_PARTITIONS`` (1): groups a unit
   may contribute to.
 - ``SCOUT_PRIVACY_BOUNDS_SHARE`` (0.1) of ε for choosing bounds, ``SCOUT_PRIVACY_COUNT_SHARE``
-  (0.45) of the rest for the counts; ``SCOUT_PRIVACY_BOUND_QUANTILE`` (0.95) and
-  ``SCOUT_PRIVACY_BOUND_HEADROOM`` (2): bound = headroom * DP quantile.
+  (0.45) of the rest for the counts; ``SCOUT_PRIVACY_BOUND_QUANTILE`` (0.9) and
+  ``SCOUT_PRIVACY_BOUND_HEADROOM`` (2.5): bound = headroom * DP quantile.
 - ``SCOUT_PRIVACY_MAX_RELATIVE_ERROR`` (0.5): groups whose count's error at
   ``SCOUT_PRIVACY_CONFIDENCE`` (0.95) exceeds this share of the noisy count are suppressed.
 - ``SCOUT_PLATINUM_TICK_S`` (30): how often the worker checks which jobs are due.
@@ -40,8 +40,8 @@ class PlatinumSettings(BaseSettings):
     privacy_spend_max: float = Field(default=0.0, ge=0)
     privacy_bounds_share: float = Field(default=0.1, gt=0, lt=1)
     privacy_count_share: float = Field(default=0.45, gt=0, lt=1)
-    privacy_bound_quantile: float = Field(default=0.95, gt=0, lt=1)
-    privacy_bound_headroom: float = Field(default=2.0, ge=1)
+    privacy_bound_quantile: float = Field(default=0.9, gt=0, lt=1)
+    privacy_bound_headroom: float = Field(default=2.5, ge=1)
     privacy_max_relative_error: float = Field(default=0.5, gt=0)
     privacy_confidence: float = Field(default=0.95, gt=0, lt=1)
     privacy_lookback_weeks: int = Field(default=8, ge=1)
