@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def report_lines(rows: list[dict[str, object]], spent: float, cfg: PlatinumSettings) -> list[str]:
     """The report's text: a line per release, then the budget (pure, for tests)."""
     lines = [f"{'week':<11} {'ε':>5} {'δ':>4} {'ε bnd/cnt/sum':>15} {'c':>3} {'spend max':>9} "
-             f"{'bounds':<8} {'groups rel/sup':>14} {'count ±':>8} {'conf':>5}"]  # fmt: skip
+             f"{'bounds':<8} {'groups rel/sup':>14} {'count ±':>8} {'avg ±':>7} "
+             f"{'conf':>5}"]  # fmt: skip
     for r in rows:
         p: dict[str, Any] = r["parameters"]  # type: ignore[assignment]
         split = "/".join(f"{p.get(k, 0):.3g}" for k in ("epsilon_bounds", "epsilon_count",
@@ -88,7 +89,8 @@ def report_lines(rows: list[dict[str, object]], spent: float, cfg: PlatinumSetti
             f"{r['period']!s:<11} {r['epsilon']:>5.3g} {r['delta']:>4.2g} {split:>15} "
             f"{p.get('max_contributions', '?'):>3} {p.get('spend_max', 0):>9,.0f} {source:<8} "
             f"{p.get('groups_released', '?'):>6}/{p.get('groups_suppressed', '?'):<7} "
-            f"{p.get('count_error', float('nan')):>8.1f} {p.get('confidence', 0):>5.0%}"
+            f"{p.get('count_error', float('nan')):>8.1f} "
+            f"{p.get('avg_error_median') or float('nan'):>7.1f} {p.get('confidence', 0):>5.0%}"
         )  # fmt: skip
     window = cfg.privacy_budget_window_weeks
     span = f"the last {window} weeks" if window else "all time"

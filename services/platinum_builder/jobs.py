@@ -148,6 +148,8 @@ def ledger_parameters(params: privacy.PrivacyParams, bounds: privacy.Bounds,
                       ) -> dict[str, object]:  # fmt: skip
     """What the ledger keeps of a release: parameters and counts of noisy decisions only."""
     released = sum(not g.suppressed for g in groups.values())
+    halves = sorted((g.avg_upper - g.avg_lower) / 2 for g in groups.values()
+                    if g.avg_upper is not None and g.avg_lower is not None)  # fmt: skip
     return {
         "unit": "customer-week (a walk-in transaction is its own unit)",
         "composition": privacy.COMPOSITION, "budget_window_weeks": window,
@@ -162,6 +164,7 @@ def ledger_parameters(params: privacy.PrivacyParams, bounds: privacy.Bounds,
         "count_error": privacy.laplace_error(privacy.count_scale(params, bounds),
                                              1 - params.confidence),
         "max_relative_error": params.max_relative_error,
+        "avg_error_median": halves[len(halves) // 2] if halves else None,
         "groups_public": len(groups), "groups_released": released,
         "groups_suppressed": len(groups) - released,
     }  # fmt: skip
