@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_lines(rows: list[dict[str, object]], spent: float, cfg: PlatinumSettings) -> list[str]:
     """The report's text: a line per release, then the budget (pure, for tests)."""
-    lines = [f"{'week':<11} {'ε':>5} {'δ':>4} {'ε bnd/cnt/sum':>15} {'c':>3} {'spend max':>9} "
+    lines = [f"{'week':<11} {'ε':>5} {'δ':>4} {'ε bnd/cnt/sum':>17} {'c':>3} {'spend max':>9} "
              f"{'bounds':<8} {'groups rel/sup':>14} {'count ±':>8} {'avg ±':>7} "
              f"{'conf':>5}"]  # fmt: skip
     for r in rows:
@@ -86,7 +86,7 @@ def report_lines(rows: list[dict[str, object]], spent: float, cfg: PlatinumSetti
         source = "dp" if "dp_quantile" in (p.get("max_contributions_source"),
                                             p.get("spend_max_source")) else "declared"  # fmt: skip
         lines.append(
-            f"{r['period']!s:<11} {r['epsilon']:>5.3g} {r['delta']:>4.2g} {split:>15} "
+            f"{r['period']!s:<11} {r['epsilon']:>5.3g} {r['delta']:>4.2g} {split:>17} "
             f"{p.get('max_contributions', '?'):>3} {p.get('spend_max', 0):>9,.0f} {source:<8} "
             f"{p.get('groups_released', '?'):>6}/{p.get('groups_suppressed', '?'):<7} "
             f"{p.get('count_error', float('nan')):>8.1f} "
