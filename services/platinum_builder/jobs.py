@@ -24,6 +24,7 @@ from services.platinum_builder.config import PlatinumSettings
 Build = Callable[[asyncpg.Connection, date, PlatinumSettings], Awaitable[int]]
 RELEASE = "anonymized_analytics"
 SUMMARY_DAYS, TREND_DAYS, HISTORY_DAYS = 30, 90, 365
+EPOCH_MONDAY = date(1970, 1, 5)
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,45 @@ async def build_market_predictions(conn: asyncpg.Connection, as_of: date,
 
 
 def privacy_params(cfg: PlatinumSettings) -> privacy.PrivacyParams:
-    return privacy.PrivacyParams(cfg.privacy_epsilon_per_release, cfg.privacy_delta,
-                                 cfg.privacy_max_partitions, cfg.privacy_max_contributions,
-                                 cfg.privacy_amount_max)  # fmt: skip
+    return privacy.PrivacyParams(
+        epsilon=cfg.privacy_epsilon_per_release, max_partitions=cfg.privacy_max_partitions,
+        max_contributions=cfg.privacy_max_contributions, spend_max=cfg.privacy_spend_max,
+        bounds_share=cfg.privacy_bounds_share, count_share=cfg.privacy_count_share,
+        bound_quantile=cfg.privacy_bound_quantile, bound_headroom=cfg.privacy_bound_headroom,
+        max_relative_error=cfg.privacy_max_relative_error, confidence=cfg.privacy_confidence,
+    )  # fmt: skip
+
+
+def week_number(week: date) -> int:
+    """Consecutive number of a (Monday-starting) week, for the budget window."""
+    return (week - EPOCH_MONDAY).days // 7
+
+
+def ledger_parameters(params: privacy.PrivacyParams, bounds: privacy.Bounds,
+                      groups: dict[tuple[str, str], privacy.Group], window: int
+                      ) -> dict[str, object]:  # fmt: skip
+    """What the ledger keeps of a release: parameters and counts of noisy decisions only."""
+    released = sum(not g.suppressed for g in groups.values())
+    halves = sorted((g.avg_upper - g.avg_lower) / 2 for g in groups.values()
+                    if g.avg_upper is not None and g.avg_lower is not None)  # fmt: skip
+    return {
+        "unit": "customer-week (a walk-in transaction is its own unit)",
+        "composition": privacy.COMPOSITION, "budget_window_weeks": window,
+        "epsilon_bounds": params.epsilon_bounds, "epsilon_count": params.epsilon_count,
+        "epsilon_sum": params.epsilon_sum, "max_partitions": params.max_partitions,
+        "max_contributions": bounds.max_contributions, "spend_max": bounds.spend_max,
+        "max_contributions_source": bounds.count_source, "spend_max_source": bounds.spend_source,
+        "bound_quantile": params.bound_quantile, "bound_headroom": params.bound_headroom,
+        "count_quantile_dp": bounds.count_quantile, "spend_quantile_dp": bounds.spend_quantile,
+        "count_scale": privacy.count_scale(params, bounds),
+        "sum_scale": privacy.sum_scale(params, bounds), "confidence": params.confidence,
+        "count_error": privacy.laplace_error(privacy.count_scale(params, bounds),
+                                             1 - params.confidence),
+        "max_relative_error": params.max_relative_error,
+        "avg_error_median": halves[len(halves) // 2] if halves else None,
+        "groups_public": len(groups), "groups_released": released,
+        "groups_suppressed": len(groups) - released,
+    }  # fmt: skip
 
 
 async def build_anonymized_analytics(conn: asyncpg.Connection, as_of: date,
@@ -140,39 +177,62 @@ async def build_anonymized_analytics(conn: asyncpg.Connection, as_of: date,
     params = privacy_params(cfg)
     await conn.execute(sql.LEDGER_LOCK)
     since = as_of - timedelta(weeks=cfg.privacy_lookback_weeks)
-    released = {r["period"] for r in await conn.fetch(sql.LEDGER_RELEASED, RELEASE)}
+    ledger = {r["period"]: r["epsilon"] for r in await conn.fetch(sql.LEDGER_RELEASED, RELEASE)}
     weeks = [r["week"] for r in await conn.fetch(sql.RELEASABLE_WEEKS, since, as_of)
-             if r["week"].isoformat() not in released]  # fmt: skip
+             if r["week"].isoformat() not in ledger]  # fmt: skip
     if not weeks:
         return 0
-    spent = float(await conn.fetchval(sql.LEDGER_SPENT, RELEASE))
-    privacy.check_budget(spent, cfg.privacy_epsilon_budget, params.epsilon, len(weeks))
-    threshold = privacy.threshold(params)
+    window = cfg.privacy_budget_window_weeks
+    privacy.check_budget([(week_number(date.fromisoformat(p)), e) for p, e in ledger.items()],
+                         [week_number(w) for w in weeks], params.epsilon,
+                         cfg.privacy_epsilon_budget, window)  # fmt: skip
     rows: list[tuple[object, ...]] = []
     for week in weeks:
-        bounded = {(r["region"], r["city"]): (r["n"], r["s"]) for r in await conn.fetch(
-            sql.BOUNDED_GROUPS, week, week + timedelta(days=7), params.max_contributions,
-            params.amount_max, params.max_partitions)}  # fmt: skip
-        groups = privacy.release(bounded, params)
-        parameters = json.dumps({
-            "max_partitions": params.max_partitions,
-            "max_contributions": params.max_contributions, "amount_max": params.amount_max,
-            "count_scale": params.count_scale, "sum_scale": params.sum_scale,
-            "threshold": threshold, "groups_in": len(bounded), "groups_released": len(groups),
-        })  # fmt: skip
+        end = week + timedelta(days=7)
+        public = [
+            (r["region"], r["city"])
+            for r in await conn.fetch(sql.PUBLIC_GROUPS, end - timedelta(days=1))
+        ]
+        units = [((r["region"], r["city"]), r["n"], r["s"])
+                 for r in await conn.fetch(sql.UNIT_CONTRIBUTIONS, week, end,
+                                           params.max_partitions)]  # fmt: skip
+        # Pure and CPU-bound (OpenDP): in a thread, so the worker keeps answering.
+        bounds, groups = await asyncio.to_thread(_release_week, public, units, params)
+        parameters = json.dumps(ledger_parameters(params, bounds, groups, window))
         release_id = await conn.fetchval(sql.LEDGER_INSERT, RELEASE, week.isoformat(),
-                                         params.epsilon, params.delta, privacy.MECHANISM,
+                                         params.epsilon, 0.0, privacy.MECHANISM,
                                          parameters)  # fmt: skip
         for (region, city), g in sorted(groups.items()):
-            rows.append((region, city, week, g.count, g.avg_amount, params.count_scale,
-                         params.sum_scale, release_id))  # fmt: skip
-    columns = ("region", "city", "week", "transaction_count", "avg_amount", "count_noise_scale",
-               "sum_noise_scale", "release_id")  # fmt: skip
-    return await _copy(conn, "platinum_anonymized_analytics", columns, rows)
+            rows.append((region, city, week, g.suppressed, g.count, g.count_error, g.avg_amount,
+                         g.avg_lower, g.avg_upper, params.confidence,
+                         privacy.count_scale(params, bounds), privacy.sum_scale(params, bounds),
+                         release_id))  # fmt: skip
+    return await _copy(conn, "platinum_anonymized_analytics", ANALYTICS_COLUMNS, rows)
 
 
-async def epsilon_spent(conn: asyncpg.Connection) -> float:
-    return float(await conn.fetchval(sql.LEDGER_SPENT, RELEASE))
+def _release_week(public: list[tuple[str, str]],
+                  units: list[tuple[tuple[str, str], float, float]], params: privacy.PrivacyParams
+                  ) -> tuple[privacy.Bounds, dict[tuple[str, str], privacy.Group]]:  # fmt: skip
+    bounds = privacy.choose_bounds([n for _, n, _ in units], [s for _, _, s in units], params)
+    groups = set(public)
+    bounded = privacy.bound([u for u in units if u[0] in groups], bounds)
+    return bounds, privacy.release(public, bounded, params, bounds)
+
+
+ANALYTICS_COLUMNS = ("region", "city", "week", "suppressed", "transaction_count",
+                     "transaction_count_error", "avg_amount", "avg_amount_lower",
+                     "avg_amount_upper", "confidence", "count_noise_scale", "sum_noise_scale",
+                     "release_id")  # fmt: skip
+
+
+async def epsilon_spent(conn: asyncpg.Connection, cfg: PlatinumSettings) -> float:
+    """ε spent in the budget window ending with the newest released week."""
+    ledger = [(week_number(date.fromisoformat(r["period"])), r["epsilon"])
+              for r in await conn.fetch(sql.LEDGER_RELEASED, RELEASE)]  # fmt: skip
+    if not ledger:
+        return 0.0
+    return privacy.window_spent(ledger, max(w for w, _ in ledger),
+                                cfg.privacy_budget_window_weeks)  # fmt: skip
 
 
 JOBS: tuple[Job, ...] = (

@@ -111,7 +111,7 @@ async def _attempts(pool: asyncpg.Pool, job: jobs.Job, period: date, cfg: Platin
 
 async def export_privacy(pool: asyncpg.Pool, cfg: PlatinumSettings) -> None:
     async with pool.acquire() as conn:
-        PRIVACY_EPSILON_SPENT.labels(jobs.RELEASE).set(await jobs.epsilon_spent(conn))
+        PRIVACY_EPSILON_SPENT.labels(jobs.RELEASE).set(await jobs.epsilon_spent(conn, cfg))
     PRIVACY_EPSILON_BUDGET.labels(jobs.RELEASE).set(cfg.privacy_epsilon_budget)
 
 

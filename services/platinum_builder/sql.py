@@ -81,37 +81,37 @@ SELECT DISTINCT date_trunc('week', local_date)::date AS week
  ORDER BY week
 """
 
-# Contribution bounding per privacy unit (customer, or the transaction for a walk-in): the
-# first $3 transactions per (unit, region, city) in time order, amounts clamped to [0, $4],
-# and the unit's first $5 groups of the week. Only aggregates per group leave the query.
-BOUNDED_GROUPS = """
-WITH tx AS (
+# One row per kept (privacy unit, group) of the week: the unit's transactions and spend in
+# the group. The unit is the customer-week (the transaction for a walk-in); a unit keeps its
+# first $3 groups of the week. Only these values leave the query, never the key.
+UNIT_CONTRIBUTIONS = """
+WITH per_group AS (
     SELECT coalesce(customer_key, 'tx:' || transaction_id::text) AS unit, region, city,
-           least(greatest(amount, 0), $4::numeric) AS amount, transaction_date,
-           row_number() OVER (PARTITION BY coalesce(customer_key, 'tx:' || transaction_id::text),
-                                           region, city
-                              ORDER BY transaction_date, transaction_id) AS rn
+           count(*)::float8 AS n, sum(amount)::float8 AS s, min(transaction_date) AS first_at
       FROM scout.silver_transactions_cleaned
      WHERE local_date >= $1 AND local_date < $2
-),
-per_group AS (
-    SELECT unit, region, city, count(*) AS n, sum(amount) AS s, min(transaction_date) AS first_at
-      FROM tx WHERE rn <= $3 GROUP BY unit, region, city
+     GROUP BY 1, region, city
 ),
 kept AS (
     SELECT region, city, n, s,
            row_number() OVER (PARTITION BY unit ORDER BY first_at, region, city) AS pn
       FROM per_group
 )
-SELECT region, city, sum(n)::float8 AS n, sum(s)::float8 AS s
-  FROM kept WHERE pn <= $5 GROUP BY region, city
+SELECT region, city, n, s FROM kept WHERE pn <= $3
+"""
+
+# The public groups of a week: (region, city) of the stores in master data open by its end.
+PUBLIC_GROUPS = """
+SELECT DISTINCT region, city FROM scout.silver_master_stores
+ WHERE opened_on IS NULL OR opened_on <= $1 ORDER BY region, city
 """
 
 LEDGER_LOCK = "SELECT pg_advisory_xact_lock(hashtext('scout.platinum_privacy_ledger'))"
-LEDGER_SPENT = """
-SELECT coalesce(sum(epsilon), 0) FROM scout.platinum_privacy_ledger WHERE release = $1
+LEDGER_RELEASED = "SELECT period, epsilon FROM scout.platinum_privacy_ledger WHERE release = $1"
+LEDGER_REPORT = """
+SELECT release_id, period, epsilon, delta, mechanism, parameters, released_at
+  FROM scout.platinum_privacy_ledger WHERE release = $1 ORDER BY period DESC LIMIT $2
 """
-LEDGER_RELEASED = "SELECT period FROM scout.platinum_privacy_ledger WHERE release = $1"
 LEDGER_INSERT = """
 INSERT INTO scout.platinum_privacy_ledger (release, period, epsilon, delta, mechanism, parameters)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING release_id

@@ -4,6 +4,7 @@ failure, stored forecast errors, DP releases and the privacy budget, the CLI and
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from services.common.db import create_pool
 from services.common.settings import Settings
-from services.platinum_builder import jobs, scheduler
+from services.platinum_builder import jobs, privacy, scheduler
 from services.platinum_builder.config import PlatinumSettings
 from services.platinum_builder.features import COLUMNS
 from services.simulator.shapes import day_factor
@@ -94,6 +95,16 @@ async def insert_silver(db: asyncpg.Connection, weeks: int = 3, per_city_week: i
                "is_weekend", "local_hour", "campaign_id"]  # fmt: skip
     await db.copy_records_to_table("silver_transactions_cleaned", schema_name="scout",
                                    columns=columns, records=rows)  # fmt: skip
+    await insert_master_stores(db)
+
+
+async def insert_master_stores(db: asyncpg.Connection) -> None:
+    """The stores' master data: the DP release's public groups are their (region, city)."""
+    await db.executemany(
+        "INSERT INTO scout.silver_master_stores (store_id, name, region, city, timezone, "
+        "opened_on) VALUES ($1, $1, $2, $3, 'Asia/Manila', '2020-01-01') ON CONFLICT DO NOTHING",
+        [(s, r, c) for s, (r, c, _) in STORES.items()],
+    )
 
 
 async def insert_campaign(db: asyncpg.Connection) -> None:
@@ -195,29 +206,79 @@ async def test_all_jobs_twice_give_identical_tables(settings: Settings,
 
 async def test_dp_release_ledger_and_budget(settings: Settings, db: asyncpg.Connection) -> None:
     await insert_silver(db, weeks=3)
+    # A public group (a store in master data) without transactions: published as suppressed.
+    await db.execute("INSERT INTO scout.silver_master_stores (store_id, name, region, city, "
+                     "timezone) VALUES ('S7', 'S7', 'Ilocos', 'Vigan', 'Asia/Manila')")  # fmt: skip
     pool = await create_pool(settings, "platinum")
     job = jobs.JOBS_BY_NAME["anonymized_analytics"]
+    # 3 weeks of 600 transactions per city are too few customer-weeks for a DP quantile of
+    # the bounds (it needs ~10k per week): here they are declared, as configuration allows.
+    # A stricter suppression than the default (95 % error ≤ 25 % of the value) keeps the
+    # empty group's chance of passing negligible (its noise would have to exceed 12 b).
+    declared = {"privacy_max_contributions": 5, "privacy_spend_max": 2500.0,
+                "privacy_max_relative_error": 0.25}  # fmt: skip
     try:
-        refused = await scheduler.run_job(pool, job, AS_OF, cfg(privacy_epsilon_budget=1.0))
+        refused = await scheduler.run_job(pool, job, AS_OF,
+                                          cfg(privacy_epsilon_budget=1.0, **declared))  # fmt: skip
         assert refused.status == "failed"
         assert "privacy budget exhausted" in (refused.error or "")
         assert await db.fetchval("SELECT count(*) FROM scout.platinum_privacy_ledger") == 0
         assert await db.fetchval("SELECT count(*) FROM scout.platinum_anonymized_analytics") == 0
 
-        done = await scheduler.run_job(pool, job, AS_OF, cfg(privacy_epsilon_budget=1.5))
+        done = await scheduler.run_job(pool, job, AS_OF,
+                                       cfg(privacy_epsilon_budget=1.5, **declared))  # fmt: skip
         assert done.status == "succeeded", done.error
+        # The budget window is full: the next week would be refused too.
+        with pytest.raises(privacy.PrivacyBudgetExceededError):
+            async with pool.acquire() as conn:
+                ledger = [(jobs.week_number(date.fromisoformat(r["period"])), r["epsilon"])
+                          for r in await conn.fetch("SELECT period, epsilon FROM "
+                                                    "scout.platinum_privacy_ledger")]  # fmt: skip
+            privacy.check_budget(ledger, [max(w for w, _ in ledger) + 1], 0.5, 1.5, 52)
     finally:
         await pool.close()
     ledger = await db.fetch("SELECT * FROM scout.platinum_privacy_ledger ORDER BY period")
     assert [r["epsilon"] for r in ledger] == [0.5, 0.5, 0.5]
+    assert [r["delta"] for r in ledger] == [0.0, 0.0, 0.0]  # public groups: pure ε-DP
+    for r in ledger:
+        p = json.loads(r["parameters"])
+        assert p["max_contributions"] == 5 and p["spend_max"] == 2500.0
+        assert p["max_contributions_source"] == p["spend_max_source"] == "declared"
+        assert p["epsilon_bounds"] == 0 and p["epsilon_count"] + p["epsilon_sum"] == 0.5
+        assert p["groups_public"] == 5  # public: the cities of the stores in master data
+        assert p["groups_released"] + p["groups_suppressed"] == 5
+        assert "groups_in" not in p  # no exact count in the ledger
     rows = await db.fetch("SELECT * FROM scout.platinum_anonymized_analytics")
-    # 600 transactions per city and week, each customer's count bounded: released, noisy.
     assert rows and all(r["release_id"] in {x["release_id"] for x in ledger} for r in rows)
-    assert all(abs(r["transaction_count"] - 600) < 200 for r in rows)
-    assert all(0 <= r["avg_amount"] <= 2000 for r in rows)  # clamped to the amount bounds
+    assert len(rows) == 3 * 5  # every public group of every week: released or suppressed
+    vigan = [r for r in rows if r["city"] == "Vigan"]
+    assert len(vigan) == 3 and all(r["suppressed"] and r["transaction_count"] is None
+                                   for r in vigan)  # fmt: skip
+    released = [r for r in rows if not r["suppressed"]]
+    truth = {"Makati": 600, "Quezon City": 600, "Cebu City": 600, "Davao City": 600}
+    assert len(released) >= 10
+    for r in released:
+        # 600 transactions per city and week (the few customers with more than 5 lose a
+        # couple): within 3 times the published 95 % error (a Laplace passes it with p = e^-9).
+        assert abs(r["transaction_count"] - truth[r["city"]]) < 3 * r["transaction_count_error"]
+        assert r["avg_amount_lower"] <= r["avg_amount"] <= r["avg_amount_upper"] <= 2500
+        assert r["confidence"] == 0.95
     history = await db.fetch("SELECT status, error FROM scout.platinum_job_runs ORDER BY run_id")
     assert [h["status"] for h in history] == ["failed", "succeeded"]
     assert "SCOUT_PRIVACY_EPSILON_BUDGET" in history[0]["error"]
+
+    # `scout privacy report`: a line per release with ε, bounds, groups and error; the budget.
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "services.cli", "privacy", "report"],
+        env={**settings_env(settings), "SCOUT_PRIVACY_EPSILON_BUDGET": "1.5"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 + 3 + 1, proc.stdout
+    for line, r in zip(lines[1:4], reversed(ledger), strict=True):
+        assert line.startswith(r["period"]) and " declared " in line and "95%" in line
+    assert lines[-1].startswith("budget: ε=1.5 spent of 1.5 over the last 52 weeks")
 
 
 async def test_failed_build_leaves_tables_as_they_were(settings: Settings,
