@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from services.bronze_writer.framing import FrameInfo, Unframed
 from services.common.handoff import LandedRecord, dump_exact_json
 
 BRONZE_NAMESPACE = uuid.UUID("6f2b9c1e-5a41-4d0b-9a7e-2f7c3b1d8e55")
@@ -53,12 +54,17 @@ class BronzeRow:
     record_index: int
     kafka: KafkaCoordinates
     partner: str | None = None
+    frame: FrameInfo | None = None  # registry frame the record came in
 
     def as_copy_record(self) -> tuple[Any, ...]:
         k = self.kafka
+        f = self.frame
+        # The frame's payload is kept once, on the record's first row (an API batch's other
+        # rows point at it through their Kafka coordinates).
         return (
             self.id, self.raw_json, self.source_system, self.schema_name, self.batch_id,
             self.record_index, k.topic, k.partition, k.offset, k.timestamp,
+            f.schema_id if f else None, f.payload if f and self.record_index == 0 else None,
         )  # fmt: skip
 
     def landed(self) -> LandedRecord:
@@ -69,6 +75,7 @@ class BronzeRow:
             raw_json=self.raw_json,
             batch_id=self.batch_id,
             partner=self.partner,
+            kind=self.schema_name if self.frame is not None else None,
         )
 
 
@@ -160,24 +167,37 @@ def _refuse_constant(name: str) -> Any:
 
 
 def land(
-    value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
+    value: bytes | None,
+    source_system: str,
+    kafka: KafkaCoordinates,
+    max_bytes: int,
+    unframed: Unframed | None = None,
 ) -> Landing:
-    """What one source record becomes in bronze."""
+    """What one source record becomes in bronze (``unframed``: its registry frame decoded)."""
+    frame = unframed.frame if unframed is not None else None
     try:
-        text, parsed = _decode(value, max_bytes)
+        if unframed is not None and unframed.json is None:
+            raise _Reject(unframed.reason, unframed.detail)
+        text, parsed = _decode(unframed.json if unframed is not None else value, max_bytes)
         if not isinstance(parsed, dict):
             raise _Reject(NOT_OBJECT, f"top-level JSON {type(parsed).__name__}, not an object")
     except _Reject as reject:
         return Landing(errors=[ErrorRow(value, reject.reason, reject.detail, source_system, kafka)])
     schema = parsed.get("schema") if isinstance(parsed.get("schema"), str) else None
+    if schema is None and frame is not None:
+        schema = frame.kind  # the writer schema names the kind the record does not carry
     if source_system == "api":
-        return _land_api_batch(text, parsed, schema, kafka)
-    row = BronzeRow(bronze_id(kafka, 0), text, source_system, schema, None, 0, kafka)
+        return _land_api_batch(text, parsed, schema, kafka, frame)
+    row = BronzeRow(bronze_id(kafka, 0), text, source_system, schema, None, 0, kafka, None, frame)
     return Landing(rows=[row])
 
 
 def _land_api_batch(
-    text: str, envelope: dict[str, Any], schema: str | None, kafka: KafkaCoordinates
+    text: str,
+    envelope: dict[str, Any],
+    schema: str | None,
+    kafka: KafkaCoordinates,
+    frame: FrameInfo | None,
 ) -> Landing:
     batch_id = _text_or_none(envelope.get("batch_id"))
     partner = _text_or_none(envelope.get("partner"))
@@ -185,7 +205,8 @@ def _land_api_batch(
     records = envelope.get("records")
     if not isinstance(records, list):
         # Not a batch we understand: keep the whole envelope as one row for silver to judge.
-        row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner)
+        row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner,
+                        frame)  # fmt: skip
         batch = BatchRow(batch_id, partner, 1, sent_at, "malformed", kafka)
         return Landing(rows=[row], batches=[batch])
     if not records:
@@ -194,7 +215,7 @@ def _land_api_batch(
     exact = json.loads(text, parse_float=Decimal)["records"]
     rows = [
         BronzeRow(bronze_id(kafka, i), dump_exact_json(record), "api", schema, batch_id, i,
-                  kafka, partner)
+                  kafka, partner, frame)
         for i, record in enumerate(exact)
     ]  # fmt: skip
     return Landing(rows=rows, batches=[BatchRow(batch_id, partner, len(rows), sent_at, "landed",
