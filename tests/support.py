@@ -39,6 +39,9 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     if settings.pii_key is not None:
         env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
+    if settings.schema_registry_url is not None:
+        env["SCOUT_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
+    env["SCOUT_REGISTRY_PORT"] = str(settings.registry_port)
     return env | extra
 
 

@@ -64,7 +64,7 @@ class BronzeWriter:
         # Writer schemas of registry-framed records first: an unreachable registry holds the
         # batch (and its offsets) like an unreachable database, it never rejects records.
         await retry(
-            partial(self.frames.resolve, (r.value for r in records)),
+            partial(self.frames.resolve, [r.value for r in records]),  # a list: retried
             what="schema registry lookup",
             retry_on=(RegistryUnavailable,),
         )

@@ -16,11 +16,12 @@ field named, exactly as for plain JSON.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -78,7 +79,7 @@ class FrameDecoder:
         self._writers: dict[int, _Writer] = {}
         self._unknown: set[int] = set()  # ids the registry denied in the current batch
 
-    async def resolve(self, values: Iterable[bytes | None]) -> None:
+    async def resolve(self, values: Sequence[bytes | None]) -> None:
         """Fetch the writer schema of every frame id not yet known."""
         self._unknown = set()
         wanted = set()
@@ -92,7 +93,9 @@ class FrameDecoder:
         if self._client is None:
             self._client = registry.client(self.url)
         try:
-            schema = await self._client.get_schema(schema_id)
+            schema = await asyncio.wait_for(
+                self._client.get_schema(schema_id), registry.REQUEST_TIMEOUT_S * 3
+            )
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 self._unknown.add(schema_id)
@@ -139,9 +142,11 @@ class FrameDecoder:
 
 
 def _jsonable(value: Any) -> Any:
-    """An Avro datum with logical types (dates, UUIDs, bytes, decimals) as JSON values."""
+    """An Avro datum as a JSON value: logical types (dates, UUIDs, bytes) as strings, and a
+    null field as an absent one (Avro cannot leave a field out, so null is how a producer says
+    "not sent"; the event types then apply the field's default, as for JSON)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime | date):

@@ -32,10 +32,15 @@ FORMATS = {"json-sr": JSON_SCHEMA, "avro": AVRO}
 _KIND = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+/\d+$")
 
 
+REQUEST_TIMEOUT_S = 10
+
+
 def client(url: str) -> AsyncSchemaRegistryClient:
     # The client's HTTP library logs every request at INFO: one line per lookup is noise.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    return AsyncSchemaRegistryClient({"url": url})
+    # Without a timeout a request to a registry that accepts connections but does not answer
+    # (still starting, overloaded) would hang its caller for good.
+    return AsyncSchemaRegistryClient({"url": url, "timeout": REQUEST_TIMEOUT_S})
 
 
 def is_framed(value: bytes | None) -> bool:

@@ -140,7 +140,10 @@ def _run_registry(args: argparse.Namespace, settings: Settings, register_them: b
     async def run() -> list[registered_schemas.Outcome]:
         client = registry.client(settings.registry_url())
         action = registered_schemas.register_all if register_them else registered_schemas.check_all
-        return await action(client, items)
+        try:
+            return await action(client, items)
+        finally:
+            await client.aclose()
 
     outcomes = asyncio.run(run())
     for o in outcomes:

@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
             "Manage the local stack on loopback: a real Apache Kafka broker in KRaft mode "
             "(jars fetched from Maven Central into the cache once per version) and a private "
             "PostgreSQL cluster, and a schema registry (Apicurio, Confluent-compatible API, "
-            "in-memory; skipped when SCOUT_SCHEMA_REGISTRY_URL names one). Idempotent: `up` "
-            "on a running stack changes nothing. "
+            "skipped when SCOUT_SCHEMA_REGISTRY_URL names one). Idempotent: `up` on a running "
+            "stack changes nothing. "
             "Data is kept across down/up. State lives in SCOUT_STATE_DIR (default .scout)."
         ),
     )

