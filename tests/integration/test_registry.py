@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 SIM = ("--days", "3", "--duration", "0", "--stores", "8", "--faults", "0.05", "--seed", "15",
        "--start", "2026-11-25T10:00:00+08:00")  # fmt: skip
 PROCESS_COLUMNS = {"created_at", "updated_at", "processed_at", "quarantined_at", "resolved_at",
-                   "bronze_id", "computed_at", "revision"}  # fmt: skip
+                   "bronze_id", "kafka_timestamp"}  # fmt: skip
 COMPARED = ("silver_transactions_cleaned", "silver_transaction_items", "silver_campaign_spend",
             "silver_device_readings", "silver_quarantine", "gold_business_metrics",
             "gold_product_performance")  # fmt: skip
