@@ -32,6 +32,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.common import registry
 from services.common.handoff import dump_exact_json
+from services.common.metrics import FRAMED_RECORDS, REGISTRY_LOOKUPS
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,11 @@ class FrameDecoder:
     def __init__(self, url: str) -> None:
         self.url = url
         self._client: Any = None
-        self._writers: dict[int, _Writer] = {}
-        self._unknown: set[int] = set()  # ids the registry denied in the current batch
+        self._writers: dict[int, _Writer] = {}  # ids the registry does not know stay out
 
     async def resolve(self, values: Sequence[bytes | None]) -> None:
-        """Fetch the writer schema of every frame id not yet known."""
-        self._unknown = set()
+        """Fetch the writer schema of every frame id not yet known (an id the registry says it
+        does not have is asked again in a later batch: it may be registered by then)."""
         wanted = set()
         for value in values:
             if value is not None and registry.is_framed(value) and len(value) >= 5:
@@ -98,11 +98,14 @@ class FrameDecoder:
             )
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                self._unknown.add(schema_id)
+                REGISTRY_LOOKUPS.labels("unknown").inc()
                 return
+            REGISTRY_LOOKUPS.labels("unavailable").inc()
             raise RegistryUnavailable(f"registry error {exc.http_status_code}: {exc}") from exc
         except Exception as exc:  # the client's transport errors (connect, timeout, …)
+            REGISTRY_LOOKUPS.labels("unavailable").inc()
             raise RegistryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        REGISTRY_LOOKUPS.labels("found").inc()
         schema_type = (schema.schema_type or registry.AVRO).upper()
         avro = None
         if schema_type == registry.AVRO:
@@ -125,6 +128,7 @@ class FrameDecoder:
             return Unframed(None, None, UNKNOWN_SCHEMA_ID,
                             f"schema id {schema_id} is not in the registry")  # fmt: skip
         info = FrameInfo(schema_id, writer.schema_type, writer.kind, payload)
+        FRAMED_RECORDS.labels(writer.schema_type).inc()
         if writer.schema_type == registry.JSON_SCHEMA:
             return Unframed(payload, info)
         if writer.schema_type != registry.AVRO:

@@ -90,6 +90,9 @@ async def _from_table(
 ) -> Restored:  # fmt: skip
     source = f"{ARCHIVE_SCHEMA}.{ident}"
     async with conn.transaction():
+        # A month archived before migration 0080 lacks the registry columns the parent has.
+        await conn.execute(f"ALTER TABLE {source} ADD COLUMN IF NOT EXISTS registry_schema_id "
+                           "integer, ADD COLUMN IF NOT EXISTS registry_payload bytea")  # fmt: skip
         rows = int(await conn.fetchval(f"SELECT count(*) FROM {source}"))
         if await conn.fetchval(ATTACHED_MONTH, month_name(month)):
             status = await conn.execute(
