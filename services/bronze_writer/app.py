@@ -79,6 +79,7 @@ class BronzeWriter:
             value = record.value
             unframed = self.frames.unframe(value) if value and is_framed(value) else None
             landing.extend(land(value, self.source_systems[topic], kafka, self.max_bytes, unframed))
+        self.frames.flush_metrics()
         for topic, count in per_topic.items():
             RECORDS_CONSUMED.labels(LAYER, topic).inc(count)
         started = time.perf_counter()

@@ -21,6 +21,7 @@ import base64
 import io
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -78,6 +79,7 @@ class FrameDecoder:
         self.url = url
         self._client: Any = None
         self._writers: dict[int, _Writer] = {}  # ids the registry does not know stay out
+        self._decoded: Counter[str] = Counter()  # per schema type, until flush_metrics()
 
     async def resolve(self, values: Sequence[bytes | None]) -> None:
         """Fetch the writer schema of every frame id not yet known (an id the registry says it
@@ -85,7 +87,7 @@ class FrameDecoder:
         wanted = set()
         for value in values:
             if value is not None and registry.is_framed(value) and len(value) >= 5:
-                wanted.add(registry.unframe(value)[0])
+                wanted.add(registry.schema_id_of(value))
         for schema_id in sorted(wanted - self._writers.keys()):
             await self._fetch(schema_id)
 
@@ -117,6 +119,12 @@ class FrameDecoder:
         kind = registry.kind_of(schema_type, schema.schema_str)
         self._writers[schema_id] = _Writer(schema_type, kind, avro)
 
+    def flush_metrics(self) -> None:
+        """Count the batch's framed records once (a labelled metric per record is slow)."""
+        for schema_type, n in self._decoded.items():
+            FRAMED_RECORDS.labels(schema_type).inc(n)
+        self._decoded.clear()
+
     def unframe(self, value: bytes) -> Unframed:
         """Pure once :meth:`resolve` has seen ``value``."""
         try:
@@ -128,7 +136,7 @@ class FrameDecoder:
             return Unframed(None, None, UNKNOWN_SCHEMA_ID,
                             f"schema id {schema_id} is not in the registry")  # fmt: skip
         info = FrameInfo(schema_id, writer.schema_type, writer.kind, payload)
-        FRAMED_RECORDS.labels(writer.schema_type).inc()
+        self._decoded[writer.schema_type] += 1
         if writer.schema_type == registry.JSON_SCHEMA:
             return Unframed(payload, info)
         if writer.schema_type != registry.AVRO:

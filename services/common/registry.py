@@ -59,6 +59,11 @@ def unframe(value: bytes) -> tuple[int, bytes]:
     return int(schema_id), value[HEADER.size :]
 
 
+def schema_id_of(value: bytes) -> int:
+    """The schema id of a frame of at least 5 bytes (no copy of the payload)."""
+    return int(HEADER.unpack_from(value)[1])
+
+
 def subject(topic: str, kind: str, schema_type: str) -> str:
     name, major = kind.split("/")
     return f"{topic}-{name}.v{major}" + (".avro" if schema_type == AVRO else "")
