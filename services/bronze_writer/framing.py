@@ -21,6 +21,7 @@ import base64
 import io
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 import fastavro
+import orjson
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.common import registry
@@ -150,21 +152,39 @@ class FrameDecoder:
         except Exception as exc:  # fastavro raises many types on corrupt input
             detail = f"Avro payload of schema {schema_id}: {type(exc).__name__}"
             return Unframed(None, info, UNDECODABLE_FRAME, detail)
-        return Unframed(dump_exact_json(_jsonable(datum)).encode(), info)
+        return Unframed(_datum_json(datum), info)
 
 
-def _jsonable(value: Any) -> Any:
+def _datum_json(datum: Any) -> bytes:
+    """An Avro datum as JSON text (see :func:`_jsonable`): orjson for the usual datum, the
+    exact-decimal writer when it holds a ``decimal`` logical value or a non-finite float
+    (orjson would write NaN as null; bronze must see it and refuse it as not JSON)."""
+    exotic: list[bool] = []
+    value = _jsonable(datum, exotic)
+    if exotic:
+        return dump_exact_json(value).encode()
+    return orjson.dumps(value)
+
+
+def _jsonable(value: Any, exotic: list[bool]) -> Any:
     """An Avro datum as a JSON value: logical types (dates, UUIDs, bytes) as strings, and a
     null field as an absent one (Avro cannot leave a field out, so null is how a producer says
     "not sent"; the event types then apply the field's default, as for JSON)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+        return {str(k): _jsonable(v, exotic) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, exotic) for v in value]
+    if isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            exotic.append(True)
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    exotic.append(True)  # Decimal (the decimal logical type): written exactly
     return value
