@@ -21,6 +21,9 @@ frames and as Avro frames (Confluent wire format, schemas registered in the regi
 ``SCOUT_SCHEMA_REGISTRY_URL``), one fresh scenario each, in the same run.
 
     .venv/bin/python -m bench.bronze --formats [--records 100000] [--runs 1]
+
+``--landing-cost``: the per-record CPU cost of the pure landing step (frame decoding, ``land``,
+COPY record, handoff encoding) for each format, in this process, no services.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from services.bronze_writer.app import BronzeWriter
+from services.bronze_writer.framing import FrameDecoder, _Writer
 from services.bronze_writer.repo import BronzeRepo
 from services.bronze_writer.transform import KafkaCoordinates, Landing, bronze_id, land
 from services.common import registered_schemas, registry
@@ -572,6 +576,42 @@ async def run_formats(base: Settings, args: argparse.Namespace, work: Path) -> l
     return lines
 
 
+def landing_cost(records: int = 20_000, rounds: int = 3) -> list[str]:
+    """µs per record of bronze's pure landing step, per format (writer schemas preset)."""
+    avro = fastavro.parse_schema(
+        orjson.loads(registered_schemas.schema_text("pos.transaction/1", registry.AVRO))
+    )
+    decoder = FrameDecoder("http://unused")
+    decoder._writers[3] = _Writer(registry.JSON_SCHEMA, "pos.transaction/1", None)
+    decoder._writers[4] = _Writer(registry.AVRO, "pos.transaction/1", avro)
+
+    def avro_frame(value: bytes) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, avro, orjson.loads(value))
+        return registry.frame(4, out.getvalue())
+
+    plain = [payload(i) for i in range(records)]
+    sets = {"json": plain, "json-sr": [registry.frame(3, v) for v in plain],
+            "avro": [avro_frame(v) for v in plain]}  # fmt: skip
+    kafka = KafkaCoordinates("bench", 0, 1, datetime.now(UTC))
+    costs: dict[str, list[float]] = {name: [] for name in sets}
+    load = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, values in sets.items():
+            started = time.perf_counter()
+            for value in values:
+                unframed = decoder.unframe(value) if registry.is_framed(value) else None
+                row = land(value, "pos", kafka, 1 << 20, unframed).rows[0]
+                row.as_copy_record()
+                row.landed().encode()
+            costs[name].append((time.perf_counter() - started) / records * 1e6)
+    lines = [f"load 1m {load:.1f}/{os.getloadavg()[0]:.1f}", "",
+             "| format | µs/record min | median |", "|---|---|---|"]  # fmt: skip
+    for name, values in costs.items():
+        lines.append(f"| {name} | {min(values):.0f} | {statistics.median(values):.0f} |")
+    return lines
+
+
 def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
     lines = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
@@ -629,7 +669,13 @@ def main() -> None:
     parser.add_argument(
         "--formats", action="store_true", help="the writer on plain JSON, JSON Schema, Avro"
     )
+    parser.add_argument(
+        "--landing-cost", action="store_true", help="µs/record of the landing step per format"
+    )
     args = parser.parse_args()
+    if args.landing_cost:
+        print("\n".join(landing_cost()))
+        return
     base = load_settings(log_level="WARNING")
     command = "python -m bench.bronze " + " ".join(sys.argv[1:])
     runs = []
