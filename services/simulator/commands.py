@@ -22,6 +22,7 @@ import asyncio
 import json
 import random
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from services.common import registry
 from services.common.events.types import to_timestamp
 from services.common.kafka import create_topics, make_producer, topics_for
+from services.common.progress import Progress
 from services.common.settings import Settings
 from services.simulator import records as r
 from services.simulator.formats import PLAIN, Framer, parse_formats
@@ -69,6 +71,12 @@ def _formats(text: str) -> tuple[str, ...]:
         return parse_formats(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _counted(records: Iterator[r.SimRecord], meter: Progress) -> Iterator[r.SimRecord]:
+    for record in records:
+        meter.advance()
+        yield record
 
 
 def _share(text: str) -> float:
@@ -140,7 +148,10 @@ async def run(
         masters = generator.masters()
         await publisher.send_all(masters)
         await publisher.drain()  # master data is on the broker before any transaction
-        await publisher.send_all(generator.backfill())
+        meter = Progress(generator.backfill_total(), "backfill",
+                         quiet=settings.log_format == "json")  # fmt: skip
+        await publisher.send_all(_counted(generator.backfill(), meter))
+        meter.finish()
         backfilled = manifest.sent
         live = await publisher.live(generator.live, rate=config.rate, duration_s=duration_s)
         await publisher.send_all(generator.late_masters())
