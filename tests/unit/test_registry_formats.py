@@ -112,3 +112,22 @@ def test_formats_and_progress_text() -> None:
     meter.advance(5)
     meter.finish()
     assert stream.getvalue() == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_and_quiet_in_json_mode() -> None:
+    terminal = _Terminal()
+    meter = Progress(4, "replay", stream=terminal)
+    meter.advance(2)
+    meter.finish()
+    assert terminal.getvalue().startswith("\rreplay: 2/4 (50%)") and "ETA" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    quiet = _Terminal()
+    json_mode = Progress(4, "replay", quiet=True, stream=quiet)
+    json_mode.advance(2)
+    json_mode.finish()
+    assert quiet.getvalue() == ""
