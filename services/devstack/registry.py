@@ -130,7 +130,8 @@ def fetch(settings: Settings) -> Path:
     result = subprocess.run(
         [mvn, "-q", "-B", "dependency:unpack", f"-Dartifact={artifact}",
          f"-DoutputDirectory={dist}"],
-        capture_output=True, text=True, check=False, cwd=dist,
+        # cwd: the plugin leaves its marker folder there, outside the unpacked archive
+        capture_output=True, text=True, check=False, cwd=dist.parent,
     )  # fmt: skip
     if result.returncode != 0 or not (dist / "quarkus-run.jar").is_file():
         raise MissingToolError(
