@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     for component, started in stack.up(settings):
         verb = "started" if started else "already running"
-        print(f"{component.name:<9} {verb:<16} pid {component.pid:<8} {component.address}")
+        print(f"{component.name:<9} {verb:<16} pid {component.pid or '-'!s:<8} "
+              f"{component.address}")  # fmt: skip
     print(
         f"\nexport SCOUT_KAFKA_BOOTSTRAP={stack.kafka_address(settings)}\n"
         f"export SCOUT_DATABASE_URL={stack.database_url(settings)}\n"

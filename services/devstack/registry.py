@@ -160,13 +160,16 @@ def running_pid(settings: Settings) -> int | None:
     return pid if is_alive(pid) else None
 
 
-def up(settings: Settings) -> tuple[int, bool]:
-    """Start the registry if needed; returns (pid, started_now)."""
+def up(settings: Settings) -> tuple[int | None, bool]:
+    """Start the registry if needed; returns (pid, started_now). A registry of another state
+    folder already answering on the port is left alone (pid None)."""
     p = paths(settings)
     pid = running_pid(settings)
     if pid is not None:
         wait_ready(local_url(settings), timeout=60)
         return pid, False
+    if healthy(local_url(settings)):
+        return None, False
     fetch(settings)
     java = find_java()
     p.home.mkdir(parents=True, exist_ok=True)

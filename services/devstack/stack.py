@@ -60,8 +60,10 @@ def up(settings: Settings) -> list[tuple[Component, bool]]:
         pid, started = postgres.up(settings)
         results.append((Component("postgres", database_url(settings), True, pid, True), started))
     if not settings.schema_registry_url:
-        pid, started = registry.up(settings)
-        results.append((Component("registry", settings.registry_url(), True, pid, True), started))
+        reg_pid, started = registry.up(settings)
+        results.append(
+            (Component("registry", settings.registry_url(), True, reg_pid, True), started)
+        )
     return results
 
 
