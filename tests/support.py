@@ -39,6 +39,9 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     if settings.pii_key is not None:
         env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
+    # The registry the test uses, named explicitly: a child with its own state dir (scout
+    # demo) must not start a second local registry on the same port.
+    env["SCOUT_SCHEMA_REGISTRY_URL"] = settings.registry_url()
     return env | extra
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import faust
 from faust.app.base import BootStrategy
 
+from services.bronze_writer.framing import FrameDecoder, RegistryUnavailable
 from services.bronze_writer.repo import BronzeRepo, WriteResult
 from services.bronze_writer.transform import KafkaCoordinates, Landing, land
 from services.common.batch_consumer import DirectBatchConsumer, KafkaRecord
@@ -41,6 +42,7 @@ from services.common.metrics import (
     RECORDS_REJECTED,
     RECORDS_WRITTEN,
 )
+from services.common.registry import is_framed
 from services.common.service import ServiceContext
 from services.common.settings import Settings
 
@@ -55,9 +57,17 @@ class BronzeWriter:
         self.repo = BronzeRepo()
         self.max_bytes = ctx.settings.max_record_bytes
         self.source_systems = {name: topics.source_system(name) for name in topics.sources}
+        self.frames = FrameDecoder(ctx.settings.registry_url())
 
     async def handle(self, records: Sequence[KafkaRecord]) -> None:
         """Land one batch of source records (any mix of the three topics)."""
+        # Writer schemas of registry-framed records first: an unreachable registry holds the
+        # batch (and its offsets) like an unreachable database, it never rejects records.
+        await retry(
+            partial(self.frames.resolve, [r.value for r in records]),  # a list: retried
+            what="schema registry lookup",
+            retry_on=(RegistryUnavailable,),
+        )
         landing = Landing()
         per_topic: Counter[str] = Counter()
         for record in records:
@@ -66,7 +76,10 @@ class BronzeWriter:
             kafka = KafkaCoordinates(
                 topic, record.partition, record.offset, kafka_time(record.timestamp / 1000)
             )
-            landing.extend(land(record.value, self.source_systems[topic], kafka, self.max_bytes))
+            value = record.value
+            unframed = self.frames.unframe(value) if value and is_framed(value) else None
+            landing.extend(land(value, self.source_systems[topic], kafka, self.max_bytes, unframed))
+        self.frames.flush_metrics()
         for topic, count in per_topic.items():
             RECORDS_CONSUMED.labels(LAYER, topic).inc(count)
         started = time.perf_counter()

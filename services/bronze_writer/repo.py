@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 RAW_COLUMNS = (
     "id", "raw_data", "source_system", "schema_name", "batch_id", "record_index",
     "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
+    "registry_schema_id", "registry_payload",
 )  # fmt: skip
 STAGING_TABLE = "bronze_raw_staging"
 CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (
     id uuid, raw_data jsonb, source_system text, schema_name text, batch_id text,
     record_index integer, kafka_topic text, kafka_partition integer, kafka_offset bigint,
-    kafka_timestamp timestamptz
+    kafka_timestamp timestamptz, registry_schema_id integer, registry_payload bytea
 ) ON COMMIT DELETE ROWS
 """
 INSERT_FROM_STAGING = f"""
@@ -44,7 +45,7 @@ ON CONFLICT DO NOTHING
 """
 INSERT_ONE_RAW = f"""
 INSERT INTO scout.bronze_transactions_raw ({", ".join(RAW_COLUMNS)})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT DO NOTHING
 """
 INSERT_BATCH = """

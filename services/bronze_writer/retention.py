@@ -3,9 +3,11 @@
 Bronze is immutable, so the only removal allowed is of whole partitions. For each monthly
 partition of ``scout.bronze_transactions_raw`` that lies entirely before the cutoff:
 
-1. export its rows (``COPY … TO STDOUT`` in CSV with a header) into a gzip file, under a
-   read-only repeatable-read snapshot, and check that the file holds exactly as many rows
-   as the partition;
+1. export its rows under a read-only repeatable-read snapshot, either as Parquet to any
+   fsspec URL (:mod:`services.bronze_writer.parquet_archive`: the file is read back with
+   pyarrow and its row count and checksum must equal the partition's), or as CSV with a
+   header (``COPY … TO STDOUT``) into a gzip file in a local folder, whose row count must
+   equal the partition's;
 2. in a second, short transaction: lock the parent table, count the partition again (an
    append-only table that still has the exported count still has the exported rows),
    ``DETACH PARTITION`` it and move it to the ``scout_archive`` schema, where it keeps its
@@ -33,7 +35,9 @@ from pathlib import Path
 
 import asyncpg
 
+from services.bronze_writer import parquet_archive
 from services.common.errors import ScoutError
+from services.common.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +83,14 @@ class Partition:
         return datetime(year, month + 1, 1, tzinfo=UTC)
 
 
+CSV, PARQUET = "csv", "parquet"
+
+
 @dataclass(frozen=True)
 class Archived:
     partition: str
     rows: int
-    path: Path | None  # None on a dry run
+    path: Path | str | None  # file (a URL for Parquet); None on a dry run
     table: str  # scout_archive.<table> (or where it would go)
 
 
@@ -118,15 +125,18 @@ async def expired_partitions(conn: asyncpg.Connection, cutoff: datetime) -> list
 async def archive_expired(
     conn: asyncpg.Connection,
     cutoff: datetime,
-    archive_dir: Path,
+    archive_dir: Path | str,
     *,
     dry_run: bool = False,
     progress: Callable[[str], None] = print,
+    file_format: str = CSV,
+    quiet: bool = False,
 ) -> list[Archived]:
     """Archive every expired partition (see the module docstring); stops at the first failure.
 
-    ``conn`` must act as the owner of the bronze tables (the migration user), not as the
-    bronze writer's role.
+    ``archive_dir`` is a local folder for CSV, a folder URL (``file://``, ``s3://`` …) for
+    Parquet. ``conn`` must act as the owner of the bronze tables (the migration user), not as
+    the bronze writer's role.
     """
     parts = await expired_partitions(conn, cutoff)
     progress(f"cutoff {cutoff.isoformat()}: {len(parts)} partition(s) to archive")
@@ -135,11 +145,17 @@ async def archive_expired(
         table = await _archive_name(conn, part.name)
         if dry_run:
             rows = await conn.fetchval(f"SELECT count(*) FROM scout.{part.ident}")
-            progress(f"{part.name}: {rows} rows would go to {archive_dir / _file_name(table)}")
+            where = f"{str(archive_dir).rstrip('/')}/{_file_name(table, file_format)}"
+            progress(f"{part.name}: {rows} rows would go to {where}")
             done.append(Archived(part.name, rows, None, table))
             continue
         try:
-            done.append(await _archive_one(conn, part, table, archive_dir, progress))
+            if file_format == PARQUET:
+                done.append(
+                    await _archive_parquet(conn, part, table, str(archive_dir), progress, quiet)
+                )
+            else:
+                done.append(await _archive_one(conn, part, table, Path(archive_dir), progress))
         except (OSError, asyncpg.PostgresError) as exc:
             raise RetentionError(
                 f"{part.name}: {type(exc).__name__}: {exc}; the partition is still attached"
@@ -157,8 +173,42 @@ async def _archive_name(conn: asyncpg.Connection, name: str) -> str:
     return candidate
 
 
-def _file_name(table: str) -> str:
-    return f"{table}.csv.gz"
+def _file_name(table: str, file_format: str = CSV) -> str:
+    return f"{table}.parquet" if file_format == PARQUET else f"{table}.csv.gz"
+
+
+async def _archive_parquet(
+    conn: asyncpg.Connection,
+    part: Partition,
+    table: str,
+    url: str,
+    progress: Callable[[str], None],
+    quiet: bool,
+) -> Archived:
+    fs, base = parquet_archive.filesystem(url)
+    fs.makedirs(base, exist_ok=True)
+    final = f"{base}/{_file_name(table, PARQUET)}"
+    temp = f"{final}.part"
+    source = f"scout.{part.ident}"
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            expected = await parquet_archive.database_checksum(conn, source)
+            meter = Progress(expected.rows, f"{part.name}: export", quiet=quiet)
+            written = await parquet_archive.write_partition(conn, source, fs, temp, meter.advance)
+            meter.finish()
+        in_file = parquet_archive.file_checksum(fs, temp)
+        if written != expected.rows or in_file != expected:
+            raise RetentionError(
+                f"{part.name}: partition has {expected}, the file read back has {in_file}; "
+                "the partition is still attached"
+            )
+        progress(f"{part.name}: exported {in_file}, verified by reading the file back")
+        await _detach(conn, part, table, expected.rows, lambda: fs.mv(temp, final))
+    finally:
+        if fs.exists(temp):
+            fs.rm(temp)
+    progress(f"{part.name}: detached, now {ARCHIVE_SCHEMA}.{table}; archive {final}")
+    return Archived(part.name, expected.rows, fs.unstrip_protocol(final), table)
 
 
 async def _archive_one(
@@ -173,7 +223,7 @@ async def _archive_one(
     try:
         rows = await _export(conn, part, temp)
         progress(f"{part.name}: exported and verified {rows} rows")
-        await _detach(conn, part, table, rows, temp, final)
+        await _detach(conn, part, table, rows, lambda: os.replace(temp, final))
     finally:
         temp.unlink(missing_ok=True)
     progress(f"{part.name}: detached, now {ARCHIVE_SCHEMA}.{table}; archive {final}")
@@ -223,8 +273,9 @@ def _fsync(path: Path) -> None:
 
 
 async def _detach(
-    conn: asyncpg.Connection, part: Partition, table: str, rows: int, temp: Path, final: Path
+    conn: asyncpg.Connection, part: Partition, table: str, rows: int, publish: Callable[[], None]
 ) -> None:
+    """Detach and move the partition; ``publish`` puts the verified file in its place."""
     archived = await conn.fetchval(QUOTE_IDENT, table)
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
@@ -235,7 +286,7 @@ async def _detach(
                 f"{part.name}: {now - rows} rows arrived during the export; the partition is "
                 "still attached, run retention again"
             )
-        os.replace(temp, final)
+        publish()
         await conn.execute(f"ALTER TABLE scout.{PARENT} DETACH PARTITION scout.{part.ident}")
         if table != part.name:  # rename first: the archive schema has the names already
             await conn.execute(f"ALTER TABLE scout.{part.ident} RENAME TO {archived}")
@@ -261,6 +312,8 @@ def describe(result: list[Archived]) -> str:
 
 
 __all__ = [
+    "CSV",
+    "PARQUET",
     "Archived",
     "Partition",
     "RetentionError",

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from services.bronze_writer.framing import FrameInfo, Unframed
 from services.common.events.types import API_RECORDS_MAX, JSON_DEPTH_MAX, json_depth_exceeds
 from services.common.handoff import LandedRecord, dump_exact_json
 
@@ -61,12 +62,17 @@ class BronzeRow:
     record_index: int
     kafka: KafkaCoordinates
     partner: str | None = None
+    frame: FrameInfo | None = None  # registry frame the record came in
 
     def as_copy_record(self) -> tuple[Any, ...]:
         k = self.kafka
+        f = self.frame
+        # The frame's payload is kept once, on the record's first row (an API batch's other
+        # rows point at it through their Kafka coordinates).
         return (
             self.id, self.raw_json, self.source_system, self.schema_name, self.batch_id,
             self.record_index, k.topic, k.partition, k.offset, k.timestamp,
+            f.schema_id if f else None, f.payload if f and self.record_index == 0 else None,
         )  # fmt: skip
 
     def landed(self) -> LandedRecord:
@@ -77,6 +83,7 @@ class BronzeRow:
             raw_json=self.raw_json,
             batch_id=self.batch_id,
             partner=self.partner,
+            kind=self.schema_name if self.frame is not None else None,
         )
 
 
@@ -192,35 +199,52 @@ def _refuse_constant(name: str) -> Any:
 
 
 def land(
-    value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
+    value: bytes | None,
+    source_system: str,
+    kafka: KafkaCoordinates,
+    max_bytes: int,
+    unframed: Unframed | None = None,
 ) -> Landing:
-    """What one source record becomes in bronze (never raises: whatever cannot be read is
-    an error-log row)."""
+    """What one source record becomes in bronze (``unframed``: its registry frame decoded).
+    Never raises: whatever cannot be read is an error-log row."""
     try:
-        return _land(value, source_system, kafka, max_bytes)
+        return _land(value, source_system, kafka, max_bytes, unframed)
     except Exception as exc:  # a decoder corner nobody foresaw: keep the bytes and the reason
         detail = f"{type(exc).__name__} while decoding"
         return Landing(errors=[ErrorRow(value, NOT_JSON, detail, source_system, kafka)])
 
 
 def _land(
-    value: bytes | None, source_system: str, kafka: KafkaCoordinates, max_bytes: int
+    value: bytes | None,
+    source_system: str,
+    kafka: KafkaCoordinates,
+    max_bytes: int,
+    unframed: Unframed | None,
 ) -> Landing:
+    frame = unframed.frame if unframed is not None else None
     try:
-        text, parsed = _decode(value, max_bytes)
+        if unframed is not None and unframed.json is None:
+            raise _Reject(unframed.reason, unframed.detail)
+        text, parsed = _decode(unframed.json if unframed is not None else value, max_bytes)
         if not isinstance(parsed, dict):
             raise _Reject(NOT_OBJECT, f"top-level JSON {type(parsed).__name__}, not an object")
     except _Reject as reject:
         return Landing(errors=[ErrorRow(value, reject.reason, reject.detail, source_system, kafka)])
     schema = parsed.get("schema") if isinstance(parsed.get("schema"), str) else None
+    if schema is None and frame is not None:
+        schema = frame.kind  # the writer schema names the kind the record does not carry
     if source_system == "api":
-        return _land_api_batch(text, parsed, schema, kafka)
-    row = BronzeRow(bronze_id(kafka, 0), text, source_system, schema, None, 0, kafka)
+        return _land_api_batch(text, parsed, schema, kafka, frame)
+    row = BronzeRow(bronze_id(kafka, 0), text, source_system, schema, None, 0, kafka, None, frame)
     return Landing(rows=[row])
 
 
 def _land_api_batch(
-    text: str, envelope: dict[str, Any], schema: str | None, kafka: KafkaCoordinates
+    text: str,
+    envelope: dict[str, Any],
+    schema: str | None,
+    kafka: KafkaCoordinates,
+    frame: FrameInfo | None,
 ) -> Landing:
     batch_id = _text_or_none(envelope.get("batch_id"))
     partner = _text_or_none(envelope.get("partner"))
@@ -232,7 +256,8 @@ def _land_api_batch(
         or (len(records) > API_RECORDS_MAX)
     ):
         # Not a batch we understand: keep the whole envelope as one row for silver to judge.
-        row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner)
+        row = BronzeRow(bronze_id(kafka, 0), text, "api", schema, batch_id, 0, kafka, partner,
+                        frame)  # fmt: skip
         batch = BatchRow(batch_id, partner, 1, sent_at, "malformed", kafka)
         return Landing(rows=[row], batches=[batch])
     if not records:
@@ -241,7 +266,7 @@ def _land_api_batch(
     exact = json.loads(text, parse_float=Decimal)["records"]
     rows = [
         BronzeRow(bronze_id(kafka, i), dump_exact_json(record), "api", schema, batch_id, i,
-                  kafka, partner)
+                  kafka, partner, frame)
         for i, record in enumerate(exact)
     ]  # fmt: skip
     return Landing(rows=rows, batches=[BatchRow(batch_id, partner, len(rows), sent_at, "landed",

@@ -32,18 +32,19 @@ class LandedRecord:
     raw_json: str  # the record's JSON text, as stored in bronze (numbers exact)
     batch_id: str | None = None
     partner: str | None = None
+    kind: str | None = None  # a registry-framed record's kind, from its writer schema
 
     def encode(self) -> str:
-        head = json.dumps(
-            {
-                "id": self.bronze_id,
-                "src": self.source_system,
-                "kts": self.kafka_timestamp_ms,
-                "bid": self.batch_id,
-                "partner": self.partner,
-            },
-            separators=(",", ":"),
-        )
+        head_fields: dict[str, Any] = {
+            "id": self.bronze_id,
+            "src": self.source_system,
+            "kts": self.kafka_timestamp_ms,
+            "bid": self.batch_id,
+            "partner": self.partner,
+        }
+        if self.kind is not None:
+            head_fields["kind"] = self.kind
+        head = json.dumps(head_fields, separators=(",", ":"))
         # The raw text is valid JSON itself: splice it in rather than re-serialising it.
         return f'{head[:-1]},"raw":{self.raw_json}}}'
 
@@ -88,12 +89,24 @@ def decode_landed(message: bytes) -> list[DecodedRecord]:
             bronze_id=r["id"],
             source_system=r["src"],
             kafka_timestamp=datetime.fromtimestamp(r["kts"] / 1000, UTC),
-            raw=r["raw"],
+            raw=with_kind(r["raw"], r["src"], r.get("kind")),
             batch_id=r["bid"],
             partner=r["partner"],
         )
         for r in body["records"]
     ]
+
+
+def with_kind(raw: Any, source_system: str, kind: str | None) -> Any:
+    """``raw`` with the event kind its writer schema named, when it carries none itself.
+
+    A registry-framed record need not spell ``schema``: its registered schema (title or Avro
+    record name, :mod:`services.common.registry`) says what it is. API batch records are
+    typed by their ``type`` field, not by the envelope's kind.
+    """
+    if kind is None or source_system == "api" or not isinstance(raw, dict) or "schema" in raw:
+        return raw
+    return {**raw, "schema": kind}
 
 
 def dump_exact_json(value: Any) -> str:

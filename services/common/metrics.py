@@ -127,3 +127,13 @@ EVENT_LATENESS = Histogram(
     ["layer"],
     buckets=(*FRESHNESS_BUCKETS[:-1], 86400, 7 * 86400, 30 * 86400, float("inf")),
 )
+REGISTRY_LOOKUPS = Counter(
+    "scout_registry_lookups_total",
+    "Writer-schema lookups of framed records by outcome (found, unknown, unavailable)",
+    ["outcome"],
+)
+FRAMED_RECORDS = Counter(
+    "scout_framed_records_total",
+    "Registry-framed source records bronze decoded, by schema type (JSON, AVRO, ...)",
+    ["schema_type"],
+)

@@ -67,11 +67,22 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.2"
     kafka_port: int = 9092
     pg_port: int = DEFAULT_PG_PORT
+    # Schema Registry (Confluent-compatible API): None = the local stack's registry on
+    # registry_port (started by `scout dev up`); a URL points at an existing one.
+    schema_registry_url: str | None = None
+    registry_port: int = 8081
+    registry_version: str = "3.3.3"
 
     def db_role(self, service: str) -> str | None:
         """The role ``service`` acts as in PostgreSQL, or None to keep the login user."""
         role: str = getattr(self, f"db_role_{service}")
         return role or None
+
+    def registry_url(self) -> str:
+        """The Confluent-compatible base URL of the schema registry in use."""
+        if self.schema_registry_url:
+            return self.schema_registry_url.rstrip("/")
+        return f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"  # devstack.registry
 
     def web_port_for(self, service: str) -> int:
         return self.web_port if self.web_port is not None else SERVICE_WEB_PORTS[service]

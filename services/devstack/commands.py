@@ -13,11 +13,13 @@ from services.devstack import stack
 def register(subparsers: Any) -> None:
     dev = subparsers.add_parser(
         "dev",
-        help="start / stop / show the local stack (Kafka KRaft broker + PostgreSQL)",
+        help="start / stop / show the local stack (Kafka KRaft broker, PostgreSQL, registry)",
         description=(
             "Manage the local stack on loopback: a real Apache Kafka broker in KRaft mode "
             "(jars fetched from Maven Central into the cache once per version) and a private "
-            "PostgreSQL cluster. Idempotent: `up` on a running stack changes nothing. "
+            "PostgreSQL cluster, and a schema registry (Apicurio, Confluent-compatible API, "
+            "skipped when SCOUT_SCHEMA_REGISTRY_URL names one). Idempotent: `up` on a running "
+            "stack changes nothing. "
             "Data is kept across down/up. State lives in SCOUT_STATE_DIR (default .scout)."
         ),
     )
@@ -32,10 +34,12 @@ def register(subparsers: Any) -> None:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     for component, started in stack.up(settings):
         verb = "started" if started else "already running"
-        print(f"{component.name:<9} {verb:<16} pid {component.pid:<8} {component.address}")
+        print(f"{component.name:<9} {verb:<16} pid {component.pid or '-'!s:<8} "
+              f"{component.address}")  # fmt: skip
     print(
         f"\nexport SCOUT_KAFKA_BOOTSTRAP={stack.kafka_address(settings)}\n"
-        f"export SCOUT_DATABASE_URL={stack.database_url(settings)}"
+        f"export SCOUT_DATABASE_URL={stack.database_url(settings)}\n"
+        f"export SCOUT_SCHEMA_REGISTRY_URL={settings.registry_url()}"
     )
     return 0
 

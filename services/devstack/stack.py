@@ -1,8 +1,8 @@
 """``scout dev up | down | status``: the local stack as one idempotent unit.
 
 A component is *managed* when this command starts it; a ``SCOUT_DATABASE_URL`` (or a
-``SCOUT_KAFKA_BOOTSTRAP`` not on the local port) names an external service that ``up`` and
-``down`` leave alone and ``status`` only checks.
+``SCOUT_KAFKA_BOOTSTRAP`` not on the local port, or a ``SCOUT_SCHEMA_REGISTRY_URL``) names an
+external service that ``up`` and ``down`` leave alone and ``status`` only checks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from services.common.db import redact_dsn
 from services.common.settings import Settings
-from services.devstack import kafka, postgres
+from services.devstack import kafka, postgres, registry
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,19 @@ def up(settings: Settings) -> list[tuple[Component, bool]]:
     if _pg_managed(settings):
         pid, started = postgres.up(settings)
         results.append((Component("postgres", database_url(settings), True, pid, True), started))
+    if not settings.schema_registry_url:
+        reg_pid, started = registry.up(settings)
+        results.append(
+            (Component("registry", settings.registry_url(), True, reg_pid, True), started)
+        )
     return results
 
 
 def down(settings: Settings) -> list[tuple[str, bool]]:
     """Stop the managed components; returns (name, was_running)."""
     results = []
+    if not settings.schema_registry_url:
+        results.append(("registry", registry.down(settings)))
     if _pg_managed(settings):
         results.append(("postgres", postgres.down(settings)))
     if _kafka_managed(settings):
@@ -97,4 +104,13 @@ def status(settings: Settings) -> list[Component]:
             p_ok,
             "" if p_managed else "external (SCOUT_DATABASE_URL)",
         ),
+        _registry_status(settings),
     ]
+
+
+def _registry_status(settings: Settings) -> Component:
+    managed = not settings.schema_registry_url
+    pid = registry.running_pid(settings) if managed else None
+    ok = (not managed or pid is not None) and registry.healthy(settings.registry_url())
+    note = "" if managed else "external (SCOUT_SCHEMA_REGISTRY_URL)"
+    return Component("registry", settings.registry_url(), managed, pid, ok, note)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from services.common.db import create_pool
+from services.common.progress import Progress
 from services.common.settings import Settings
 from services.gold_aggregator import repo
 
@@ -44,11 +45,16 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
                 store_days = await repo.all_store_days(conn, args.from_date)
                 days = await repo.all_days(conn, args.from_date)
             print(f"rebuilding {len(store_days):,} store-days and {len(days):,} days", flush=True)
+            meter = Progress(len(store_days), "store-days", quiet=settings.log_format == "json")
             for i in range(0, len(store_days), CHUNK):
                 async with pool.acquire() as conn, conn.transaction():
                     await repo.refresh_store_days(conn, store_days[i : i + CHUNK])
+                if meter.active:
+                    meter.advance(len(store_days[i : i + CHUNK]))
+                    continue
                 print(f"  store-days {min(i + CHUNK, len(store_days)):,}/{len(store_days):,}",
                       flush=True)  # fmt: skip
+            meter.finish()
             for i in range(0, len(days), 31):
                 async with pool.acquire() as conn, conn.transaction():
                     await repo.refresh_days(conn, days[i : i + 31])

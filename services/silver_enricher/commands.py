@@ -18,6 +18,7 @@ import asyncpg
 from services.common.db import create_pool
 from services.common.handoff import DecodedRecord
 from services.common.kafka import create_topics, make_producer, topics_for
+from services.common.progress import Progress
 from services.common.settings import Settings
 from services.silver_enricher import repo
 from services.silver_enricher.app import pii_key
@@ -88,8 +89,9 @@ async def _pipeline(settings: Settings) -> tuple[SilverPipeline, asyncpg.Pool, A
 
 
 async def _run_rows(pipeline: SilverPipeline, pool: asyncpg.Pool, query: str,
-                    *args: Any) -> tuple[int, int]:  # fmt: skip
-    """Stream the query's rows through the pipeline in chunks; prints progress."""
+                    *args: Any, meter: Progress | None = None) -> tuple[int, int]:  # fmt: skip
+    """Stream the query's rows through the pipeline in chunks; prints progress (a line with
+    an ETA on a terminal when ``meter`` is given, a line per chunk otherwise)."""
     total = changed = 0
     started = time.monotonic()
     async with pool.acquire() as conn, conn.transaction(readonly=True):
@@ -98,9 +100,14 @@ async def _run_rows(pipeline: SilverPipeline, pool: asyncpg.Pool, query: str,
             result = await pipeline.process([_decoded(r) for r in rows], recheck_master=False)
             total += len(rows)
             changed += result.changed_transactions
+            if meter is not None and meter.active:
+                meter.advance(len(rows))
+                continue
             rate = total / max(time.monotonic() - started, 1e-9)
             print(f"  {total:,} records, {changed:,} silver rows changed ({rate:,.0f}/s)",
                   flush=True)  # fmt: skip
+    if meter is not None:
+        meter.finish()
     return total, changed
 
 
@@ -115,7 +122,14 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             since = datetime.combine(args.from_date or date(1970, 1, 1), datetime.min.time(), UTC)
             sources = args.source or list(SOURCES)
             print(f"replaying bronze since {since.date()} for {', '.join(sources)}", flush=True)
-            total, changed = await _run_rows(pipeline, pool, repo.REPLAY_BRONZE, since, sources)
+            meter = Progress(None, "replay", quiet=settings.log_format == "json")
+            if meter.active:  # the ETA needs the total: one count, only for a terminal
+                async with pool.acquire() as conn:
+                    meter.total = await conn.fetchval(
+                        f"SELECT count(*) FROM ({repo.REPLAY_BRONZE}) q", since, sources
+                    )
+            total, changed = await _run_rows(pipeline, pool, repo.REPLAY_BRONZE, since, sources,
+                                             meter=meter)  # fmt: skip
             print(f"replayed {total:,} bronze records; {changed:,} silver rows changed")
             return 0
         finally:

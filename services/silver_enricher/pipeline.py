@@ -19,7 +19,7 @@ from functools import partial
 import asyncpg
 
 from services.common.events import ProductRecord, StoreRecord, rules
-from services.common.handoff import ChangedGroups, DecodedRecord
+from services.common.handoff import ChangedGroups, DecodedRecord, with_kind
 from services.common.isolation import isolate
 from services.common.lifecycle import retry
 from services.common.metrics import (
@@ -240,7 +240,7 @@ def decoded(row: BronzeRecordRow) -> DecodedRecord:
         bronze_id=row.bronze_id,
         source_system=row.source_system,
         kafka_timestamp=row.kafka_timestamp.astimezone(UTC),
-        raw=json.loads(row.raw, parse_float=Decimal),
+        raw=with_kind(json.loads(row.raw, parse_float=Decimal), row.source_system, row.kind),
         batch_id=row.batch_id,
         partner=row.partner,
     )

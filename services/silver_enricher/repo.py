@@ -139,7 +139,7 @@ SELECT_PRODUCTS_BY_SKU = SELECT_PRODUCTS + " WHERE sku = ANY($1::text[])"
 # Bronze rows to (re)process, with what silver needs to rebuild their DecodedRecord.
 BRONZE_RECORD = """
 SELECT b.id::text AS bronze_id, b.source_system, b.raw_data::text AS raw, b.kafka_timestamp,
-       b.batch_id, ib.partner
+       b.batch_id, ib.partner, b.schema_name AS kind
 FROM scout.bronze_transactions_raw b
 LEFT JOIN scout.bronze_ingestion_batches ib
        ON b.source_system = 'api' AND ib.kafka_topic = b.kafka_topic
@@ -278,8 +278,10 @@ class BronzeRecordRow:
     kafka_timestamp: datetime
     batch_id: str | None
     partner: str | None
+    kind: str | None = None  # bronze's schema_name: the kind a framed record's schema names
 
 
 def bronze_record(row: asyncpg.Record) -> BronzeRecordRow:
     return BronzeRecordRow(row["bronze_id"], row["source_system"], row["raw"],
-                           row["kafka_timestamp"], row["batch_id"], row["partner"])  # fmt: skip
+                           row["kafka_timestamp"], row["batch_id"], row["partner"],
+                           row["kind"])  # fmt: skip

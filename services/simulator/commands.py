@@ -22,14 +22,18 @@ import asyncio
 import json
 import random
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.common import registry
 from services.common.events.types import to_timestamp
 from services.common.kafka import create_topics, make_producer, topics_for
+from services.common.progress import Progress
 from services.common.settings import Settings
 from services.simulator import records as r
+from services.simulator.formats import PLAIN, Framer, parse_formats
 from services.simulator.generator import SimConfig, TrafficGenerator, default_start
 from services.simulator.manifest import Manifest
 from services.simulator.publisher import Publisher
@@ -51,7 +55,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--start", type=_start, default=None, help="RFC 3339 simulated start")
     parser.add_argument("--manifest", type=Path, default=None, help="manifest JSON path")
     parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap (overrides setting)")
+    parser.add_argument(
+        "--format",
+        type=_formats,
+        default=(PLAIN,),
+        help="json (default), json-sr (JSON Schema frames), avro (Avro frames), or several "
+        "comma-separated: fault-free records take them in turn on the same topics; frames use "
+        "SCOUT_SCHEMA_REGISTRY_URL (subjects registered if missing)",
+    )
     parser.set_defaults(func=_simulate)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    try:
+        return parse_formats(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _counted(records: Iterator[r.SimRecord], meter: Progress) -> Iterator[r.SimRecord]:
+    for record in records:
+        meter.advance()
+        yield record
 
 
 def _share(text: str) -> float:
@@ -86,7 +111,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         max_record_bytes=settings.max_record_bytes,
     )
     path: Path = args.manifest or settings.state_dir / "simulate-manifest.json"
-    manifest = asyncio.run(run(settings, config, duration_s=args.duration))
+    manifest = asyncio.run(run(settings, config, duration_s=args.duration, formats=args.format))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     achieved = manifest["live"]["achieved_rate"]
@@ -98,7 +123,13 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def run(settings: Settings, config: SimConfig, *, duration_s: float) -> dict[str, Any]:
+async def run(
+    settings: Settings,
+    config: SimConfig,
+    *,
+    duration_s: float,
+    formats: tuple[str, ...] = (PLAIN,),
+) -> dict[str, Any]:
     """One simulator run against the broker of ``settings``; returns the manifest."""
     await create_topics(settings)
     topics = topics_for(settings)
@@ -106,26 +137,36 @@ async def run(settings: Settings, config: SimConfig, *, duration_s: float) -> di
              r.STORES: topics.master_stores, r.PRODUCTS: topics.master_products}  # fmt: skip
     generator = TrafficGenerator(config)
     manifest = Manifest()
+    framer = None
+    if formats != (PLAIN,):
+        framer = Framer(registry.client(settings.registry_url()), topics, names, formats)
+        await framer.prepare()
     producer = make_producer(settings)
     await producer.start()
     try:
-        publisher = Publisher(producer, names, manifest)
+        publisher = Publisher(producer, names, manifest, framer)
         masters = generator.masters()
         await publisher.send_all(masters)
         await publisher.drain()  # master data is on the broker before any transaction
-        await publisher.send_all(generator.backfill())
+        meter = Progress(generator.backfill_total(), "backfill",
+                         quiet=settings.log_format == "json")  # fmt: skip
+        await publisher.send_all(_counted(generator.backfill(), meter))
+        meter.finish()
         backfilled = manifest.sent
         live = await publisher.live(generator.live, rate=config.rate, duration_s=duration_s)
         await publisher.send_all(generator.late_masters())
         await publisher.drain()
     finally:
         await producer.stop()
+        if framer is not None:
+            await framer.client.aclose()
     return manifest.to_dict(
         seed=config.seed,
         start=config.start.isoformat(),
         stores=config.stores,
         days=config.days,
         fault_share=config.faults,
+        formats=dict(framer.counts) if framer is not None else {PLAIN: manifest.sent},
         backfill_sent=backfilled - len(masters),
         live={
             "requested": int(config.rate * duration_s),

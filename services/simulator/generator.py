@@ -15,7 +15,7 @@ import uuid
 from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -105,13 +105,20 @@ class TrafficGenerator:
         """Master records of the stores that transactions referred to before they existed."""
         return [self._store_record(s) for s in self.world.late_stores]
 
-    def backfill(self) -> Iterator[SimRecord]:
-        """``days`` days of history before the start, day by day, with seasonality."""
-        rng = self.rng
+    def _backfill_counts(self) -> Iterator[tuple[int, date, int]]:
         per_day = sum(s.size for s in self.world.stores) * _BACKFILL_PER_SIZE_PER_DAY
         for offset in range(-self.config.days, 0):
             day = self._start_day + timedelta(days=offset)
-            count = round(per_day * day_factor(day))
+            yield offset, day, round(per_day * day_factor(day))
+
+    def backfill_total(self) -> int:
+        """How many records :meth:`backfill` yields (for a progress line with an ETA)."""
+        return sum(count for _, _, count in self._backfill_counts())
+
+    def backfill(self) -> Iterator[SimRecord]:
+        """``days`` days of history before the start, day by day, with seasonality."""
+        rng = self.rng
+        for offset, day, count in self._backfill_counts():
             moments = sorted(
                 (int(rng.choices(range(24), cum_weights=_HOUR_CUM)[0]) * 3600
                  + rng.randrange(3600)) * 1_000_000 + rng.randrange(1_000_000)

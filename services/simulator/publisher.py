@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.simulator.formats import Framer
 from services.simulator.manifest import Manifest
 from services.simulator.records import SimRecord
 
@@ -38,8 +39,10 @@ class LiveResult:
 class Publisher:
     """Sends :class:`SimRecord` s with one producer and counts them in a :class:`Manifest`."""
 
-    def __init__(self, producer: Any, topics: dict[str, str], manifest: Manifest) -> None:
+    def __init__(self, producer: Any, topics: dict[str, str], manifest: Manifest,
+                 framer: Framer | None = None) -> None:  # fmt: skip
         self._producer = producer
+        self._framer = framer  # re-encodes records for a schema registry (--format)
         self._topics = topics
         self.manifest = manifest
         self._in_flight: list[asyncio.Future[Any]] = []
@@ -57,6 +60,8 @@ class Publisher:
         submitted whole: one Python call per batch instead of one per record. Per-partition
         order is the order of ``records``.
         """
+        if self._framer is not None:
+            records = await self._framer.apply(records)
         producer = self._producer
         futures: list[asyncio.Future[Any]] = []
         open_batches: dict[tuple[str, int], Any] = {}

@@ -1,6 +1,7 @@
 """`scout dev up | down | status` on a second, private stack (own ports and state folder).
 
-Starts a real Kafka broker and PostgreSQL cluster beside the ones the other tests use.
+Starts a real Kafka broker, PostgreSQL cluster and schema registry beside the ones the other
+tests use.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ def private_env(tmp_path: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SCOUT_KAFKA_BOOTSTRAP", "SCOUT_DATABASE_URL")
+        if k not in ("SCOUT_KAFKA_BOOTSTRAP", "SCOUT_DATABASE_URL", "SCOUT_SCHEMA_REGISTRY_URL")
     }
     env |= {
         "SCOUT_STATE_DIR": str(tmp_path / "state"),
         "SCOUT_KAFKA_PORT": "19192",
         "SCOUT_PG_PORT": "55499",
+        "SCOUT_REGISTRY_PORT": "18381",
     }
     return env
 
@@ -48,9 +50,11 @@ def test_up_is_idempotent_down_leaves_nothing_and_data_is_kept(private_env: dict
         first = _scout(private_env, "dev", "up")
         assert first.returncode == 0, first.stderr
         assert "kafka     started" in first.stdout and "postgres  started" in first.stdout
+        assert "registry  started" in first.stdout
+        assert "SCOUT_SCHEMA_REGISTRY_URL=http://127.0.0.1:18381/apis/ccompat/v7" in first.stdout
         second = _scout(private_env, "dev", "up")
         assert second.returncode == 0, second.stderr
-        assert second.stdout.count("already running") == 2
+        assert second.stdout.count("already running") == 3
 
         status = _scout(private_env, "dev", "status", "--json")
         assert status.returncode == 0, status.stderr
@@ -58,7 +62,9 @@ def test_up_is_idempotent_down_leaves_nothing_and_data_is_kept(private_env: dict
         assert components["kafka"]["healthy"] and components["postgres"]["healthy"]
         assert components["kafka"]["address"] == "127.0.0.1:19192"
         assert components["postgres"]["address"].endswith(":55499/scout")
-        pids = [components["kafka"]["pid"], components["postgres"]["pid"]]
+        assert components["registry"]["healthy"] and components["registry"]["managed"]
+        assert components["registry"]["address"] == "http://127.0.0.1:18381/apis/ccompat/v7"
+        pids = [components[name]["pid"] for name in ("kafka", "postgres", "registry")]
         assert all(is_alive(pid) for pid in pids)
 
         db_url = components["postgres"]["address"]
