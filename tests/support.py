@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from services.common.kafka import make_producer
-from services.common.settings import Settings
+from services.common.settings import SERVICE_ROLES, Settings
 
 
 def free_port() -> int:
@@ -37,8 +37,14 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SCOUT_BATCH_MAX": str(settings.batch_max),
         "SCOUT_LOG_FORMAT": "text",
     }
+    for service in SERVICE_ROLES:
+        own = getattr(settings, f"database_url_{service}")
+        if own is not None:
+            env[f"SCOUT_DATABASE_URL_{service.upper()}"] = own.get_secret_value()
     if settings.pii_key is not None:
         env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
+    if settings.pii_key_id is not None:
+        env["SCOUT_PII_KEY_ID"] = settings.pii_key_id
     return env | extra
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any
 
 from services.common.settings import Settings
@@ -33,10 +34,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     for component, started in stack.up(settings):
         verb = "started" if started else "already running"
         print(f"{component.name:<9} {verb:<16} pid {component.pid:<8} {component.address}")
-    print(
-        f"\nexport SCOUT_KAFKA_BOOTSTRAP={stack.kafka_address(settings)}\n"
-        f"export SCOUT_DATABASE_URL={stack.database_url(settings)}"
-    )
+    # SCOUT_DATABASE_URL is the owner's (migrate, tools); each service gets its own login.
+    print()
+    for name, value in stack.exports(settings).items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from services.common.db import redact_dsn
 from services.common.settings import Settings
-from services.devstack import kafka, postgres
+from services.devstack import kafka, logins, postgres
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,19 @@ def up(settings: Settings) -> list[tuple[Component, bool]]:
         pid, started = postgres.up(settings)
         results.append((Component("postgres", database_url(settings), True, pid, True), started))
     return results
+
+
+def exports(settings: Settings) -> dict[str, str]:
+    """What the services need to reach the stack: addresses, each service's own login (on a
+    managed cluster), and SCOUT_ENV=dev, said explicitly (the default is not dev)."""
+    env = {
+        "SCOUT_ENV": "dev",
+        "SCOUT_KAFKA_BOOTSTRAP": kafka_address(settings),
+        "SCOUT_DATABASE_URL": database_url(settings),
+    }
+    if _pg_managed(settings):
+        env |= logins.ensure(settings.state_dir, database_url(settings))
+    return env
 
 
 def down(settings: Settings) -> list[tuple[str, bool]]:
