@@ -17,12 +17,12 @@ import contextlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
 from services.common.errors import ConfigError
-from services.common.settings import SERVICE_ROLES
+from services.common.settings import SERVICE_ROLES, Settings
 
 DEFAULT_LOGIN_PREFIX = "scout_"
 
@@ -67,6 +67,21 @@ def login_name(service: str, prefix: str = DEFAULT_LOGIN_PREFIX) -> str:
 def new_logins(prefix: str = DEFAULT_LOGIN_PREFIX) -> dict[str, Login]:
     """A login with a fresh password for every service."""
     return {s: Login(s, login_name(s, prefix), generate_password()) for s in SERVICE_ROLES}
+
+
+def logins_from_settings(settings: Settings) -> dict[str, Login]:
+    """The logins named by the SCOUT_DATABASE_URL_<SERVICE> settings that are set (a
+    deployment's secrets): ``scout migrate --service-logins`` creates them as given."""
+    logins = {}
+    for service in SERVICE_ROLES:
+        url = getattr(settings, f"database_url_{service}")
+        if url is None:
+            continue
+        parts = urlsplit(url.get_secret_value())
+        if not parts.username or not parts.password:
+            raise ConfigError(f"SCOUT_DATABASE_URL_{service.upper()} needs a user and password")
+        logins[service] = Login(service, unquote(parts.username), unquote(parts.password))
+    return logins
 
 
 def url_with_login(base_url: str, user: str, password: str) -> str:

@@ -6,6 +6,7 @@ at import time. Secrets are ``SecretStr`` so they never appear in logs or reprs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
     allowed_clock_skew_s: float = Field(default=300.0, ge=0)
     # How often the gold service compares gold with a from-scratch recomputation.
     gold_verify_interval_s: float = Field(default=300.0, gt=0)
+    # A folder of secret files named after the settings (scout_database_url_bronze, …), e.g.
+    # docker compose's /run/secrets; read by load_settings, environment variables win.
+    secrets_dir: Path | None = None
     # Local stack
     state_dir: Path = Path(".scout")
     cache_dir: Path = Path.home() / ".cache" / "scout"
@@ -103,5 +107,9 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment, with explicit overrides (CLI flags) on top."""
+    """Build the settings from the environment (and SCOUT_SECRETS_DIR's files), with explicit
+    overrides (CLI flags) on top."""
+    secrets_dir = os.environ.get("SCOUT_SECRETS_DIR")
+    if secrets_dir:
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[arg-type]
     return Settings(**overrides)  # type: ignore[arg-type]
