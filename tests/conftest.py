@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -52,8 +53,9 @@ class Stack:
     database_url: str  # of the server's admin database
 
     def url_for(self, database: str) -> str:
-        base, _, _ = self.database_url.rpartition("/")
-        return f"{base}/{database}"
+        """The same server, user and TLS parameters (query), another database."""
+        parts = urlsplit(self.database_url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def _docker_answers() -> bool:

@@ -37,6 +37,15 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SCOUT_BATCH_MAX": str(settings.batch_max),
         "SCOUT_LOG_FORMAT": "text",
     }
+    # Transport security of the stack under test (the secure CI job: SASL_SSL and TLS).
+    env["SCOUT_KAFKA_SECURITY_PROTOCOL"] = settings.kafka_security_protocol
+    env["SCOUT_KAFKA_SASL_MECHANISM"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username is not None:
+        env["SCOUT_KAFKA_SASL_USERNAME"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        env["SCOUT_KAFKA_SASL_PASSWORD"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile is not None:
+        env["SCOUT_KAFKA_SSL_CAFILE"] = str(settings.kafka_ssl_cafile)
     for service in SERVICE_ROLES:
         own = getattr(settings, f"database_url_{service}")
         if own is not None:

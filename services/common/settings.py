@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     # A folder of secret files named after the settings (scout_database_url_bronze, …), e.g.
     # docker compose's /run/secrets; read by load_settings, environment variables win.
     secrets_dir: Path | None = None
-    # Local stack
+    # Local stack. dev_secure (`scout dev up --secure`): a second stack with Kafka on
+    # SASL_SSL (SCRAM) and PostgreSQL on TLS only, in its own state dir and on its own ports.
+    dev_secure: bool = False
     state_dir: Path = Path(".scout")
     cache_dir: Path = Path.home() / ".cache" / "scout"
     kafka_version: str = "4.1.2"

@@ -23,14 +23,32 @@ def register(subparsers: Any) -> None:
         ),
     )
     sub = dev.add_subparsers(dest="dev_command", metavar="ACTION", required=True)
-    sub.add_parser("up", help="start what is not running, wait until ready").set_defaults(func=_up)
-    sub.add_parser("down", help="stop what `up` started (data is kept)").set_defaults(func=_down)
+    up = sub.add_parser("up", help="start what is not running, wait until ready")
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop what `up` started (data is kept)")
+    down.set_defaults(func=_down)
     st = sub.add_parser("status", help="show each component, address, pid and health")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_status)
+    for action in (up, down, st):
+        action.add_argument(
+            "--secure",
+            action="store_true",
+            help="the second, secure stack (SCOUT_DEV_SECURE): Kafka on SASL_SSL with SCRAM "
+            f"users (127.0.0.1:{stack.SECURE_KAFKA_PORT}), PostgreSQL on TLS only "
+            f"(127.0.0.1:{stack.SECURE_PG_PORT}), certificates made at first start; state in "
+            f"{stack.SECURE_STATE_DIR} unless SCOUT_STATE_DIR is set",
+        )
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    if args.secure and not settings.dev_secure:
+        settings = settings.model_copy(update={"dev_secure": True})
+    return stack.secure(settings)
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _settings(args, settings)
     for component, started in stack.up(settings):
         verb = "started" if started else "already running"
         print(f"{component.name:<9} {verb:<16} pid {component.pid:<8} {component.address}")
@@ -42,12 +60,14 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _settings(args, settings)
     for name, was_running in stack.down(settings):
         print(f"{name:<9} {'stopped' if was_running else 'was not running'}")
     return 0
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _settings(args, settings)
     components = stack.status(settings)
     if args.json:
         print(json.dumps([c.as_dict() for c in components], indent=2))
