@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -202,6 +203,8 @@ def _write_config(settings: Settings, p: KafkaPaths) -> None:
             ]
         )
     )
+    if settings.dev_secure:
+        os.chmod(p.config, 0o600)  # holds the broker's own SCRAM password
     if _is_kafka3(settings.kafka_version):
         p.log_config.write_text(
             "log4j.rootLogger=INFO, file\n"

@@ -37,6 +37,7 @@ from services.silver_enricher.pii import (
     PiiKey,
     is_placeholder,
     parse_key,
+    scrub_text,
 )
 from services.silver_enricher.pipeline import LAYER, SilverPipeline
 from services.silver_enricher.transform import Refiner
@@ -83,10 +84,15 @@ class MasterHandler:
         for event in events:
             message = event.message
             parsed = parse_master(message.value or b"")
+            # Names are free text (a sari-sari store named after its owner's mobile): scrubbed
+            # like every other free-text field that reaches silver.
             if isinstance(parsed, StoreRecord):
-                stores[parsed.store_id] = parsed  # the last record of a key wins, as compacted
+                # the last record of a key wins, as compacted
+                stores[parsed.store_id] = parsed.model_copy(
+                    update={"name": scrub_text(parsed.name)}
+                )
             elif isinstance(parsed, ProductRecord):
-                products[parsed.sku] = parsed
+                products[parsed.sku] = parsed.model_copy(update={"name": scrub_text(parsed.name)})
             else:
                 rejected.append((message, parsed))
         RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(events))
