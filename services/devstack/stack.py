@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from services.common.db import redact_dsn
+from services.common.errors import ConfigError
 from services.common.kafka import client_security
 from services.common.settings import Settings
 from services.devstack import kafka, logins, postgres, tls
@@ -45,6 +46,7 @@ def secure(settings: Settings) -> Settings:
     state = (settings.state_dir if "state_dir" in given else SECURE_STATE_DIR).resolve()
     kafka_port = settings.kafka_port if "kafka_port" in given else SECURE_KAFKA_PORT
     pg_port = settings.pg_port if "pg_port" in given else SECURE_PG_PORT
+    _check_state_kind(state, secure=True)
     creds = tls.ensure_credentials(state)
     base = settings.model_copy(update={"state_dir": state, "pg_port": pg_port})
     return base.model_copy(
@@ -59,6 +61,26 @@ def secure(settings: Settings) -> Settings:
             "database_url": SecretStr(postgres.url(base)),
         }
     )
+
+
+SECURE_MARKER = "secure-stack"
+
+
+def _check_state_kind(state: Path, *, secure: bool) -> None:
+    """One state dir holds one kind of stack: never start the secure stack over the
+    plaintext one's data (or the reverse)."""
+    marker = state / SECURE_MARKER
+    has_stack = (state / "kafka").exists() or (state / "postgres").exists()
+    if secure and has_stack and not marker.exists():
+        raise ConfigError(
+            f"{state} holds the plaintext stack: for --secure unset SCOUT_STATE_DIR (default "
+            f"{SECURE_STATE_DIR}) or choose another folder"
+        )
+    if not secure and marker.exists():
+        raise ConfigError(f"{state} holds the secure stack: use --secure (or SCOUT_DEV_SECURE)")
+    if secure:
+        state.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
 
 def _kafka_managed(settings: Settings) -> bool:
@@ -88,6 +110,8 @@ def database_url(settings: Settings) -> str:
 
 def up(settings: Settings) -> list[tuple[Component, bool]]:
     """Start what is not running; returns each component and whether it was started now."""
+    if not settings.dev_secure:
+        _check_state_kind(settings.state_dir.resolve(), secure=False)
     results = []
     if _kafka_managed(settings):
         pid, started = kafka.up(settings)
