@@ -17,7 +17,9 @@ the end. The ``settings`` fixture carries them as ``database_url_<service>``; ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -123,12 +125,25 @@ async def template_db(stack: Stack) -> str:
     return name
 
 
+# Test-session logins (scout_t<creation time, 8 hex><4 hex>_<service>_login) older than $1.
+STALE_TEST_LOGINS = """
+SELECT rolname FROM pg_roles
+WHERE rolname ~ '^scout_t[0-9a-f]{12}_[a-z]+_login$' AND substr(rolname, 8, 8) < $1
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.usename = rolname)
+"""
+
+
 @pytest.fixture(scope="session")
 async def service_logins(stack: Stack, template_db: str) -> AsyncIterator[dict[str, Login]]:
-    """This session's login per service (member of its service role only)."""
-    logins = new_logins(f"scout_t{uuid.uuid4().hex[:8]}_")
+    """This session's login per service (member of its service role only). The name carries
+    its creation time, so logins a killed session left behind are dropped a day later."""
+    logins = new_logins(f"scout_t{int(time.time()):08x}{uuid.uuid4().hex[:4]}_")
     admin = await asyncpg.connect(stack.url_for("postgres"))
     try:
+        stale = await admin.fetch(STALE_TEST_LOGINS, f"{int(time.time()) - 86400:08x}")
+        for row in stale:
+            with contextlib.suppress(asyncpg.PostgresError):  # in use or gone: next time
+                await admin.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
         await ensure_logins(admin, logins)
         yield logins
         await drop_logins(admin, logins)
