@@ -166,10 +166,12 @@ async def test_reader_sees_no_personal_data(
             "SELECT customer_key FROM scout.gold_silver_deltas",
             "SELECT * FROM scout.read_bronze_raw('curious', now() - interval '1 day', now())",
             "SELECT * FROM scout.pii_access_log",
+            "SELECT partner, batch_id FROM scout.bronze_ingestion_batches",
         ]:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.fetch(query)
         # What analysts are for still works.
+        await conn.fetch("SELECT status, record_count FROM scout.bronze_ingestion_batches")
         await conn.fetch("SELECT transaction_id, amount, notes, region FROM "
                          "scout.silver_transactions_cleaned")  # fmt: skip
         await conn.fetch("SELECT rule, field, quarantined_at FROM scout.silver_quarantine")
