@@ -240,6 +240,9 @@ def start(s: Scenario, module_args: list[str], log: Path) -> tuple[subprocess.Po
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOUT_")}
     env |= {
+        # A local benchmark: dev said explicitly (the default environment is prod, where silver
+        # refuses to start without a real key).
+        "SCOUT_ENV": "dev",
         "SCOUT_KAFKA_BOOTSTRAP": s.settings.kafka_bootstrap,
         "SCOUT_DATABASE_URL": s.url,
         "SCOUT_TOPIC_PREFIX": s.settings.topic_prefix,

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "services.simulator.commands",
     "services.bronze_writer.commands",
     "services.silver_enricher.commands",
+    "services.silver_enricher.rekey",
     "services.gold_aggregator.commands",
     "services.platinum_builder.commands",
     "services.quality",

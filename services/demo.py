@@ -233,8 +233,7 @@ async def summary(conn: asyncpg.Connection, manifest: dict[str, Any], since: dat
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     started_stack = [c.name for c, started in stack.up(settings) if started]
     env = {k: v for k, v in os.environ.items()}
-    env["SCOUT_KAFKA_BOOTSTRAP"] = stack.kafka_address(settings)
-    env["SCOUT_DATABASE_URL"] = stack.database_url(settings)
+    env |= stack.exports(settings)  # SCOUT_ENV=dev and each service's own login
     run_settings = settings.model_copy(update={"kafka_bootstrap": env["SCOUT_KAFKA_BOOTSTRAP"]})
     run_settings = Settings(
         **{**run_settings.model_dump(), "database_url": env["SCOUT_DATABASE_URL"]}

@@ -31,8 +31,10 @@ def register(subparsers: Any) -> None:
 
 
 async def fetch(settings: Settings) -> list[dict[str, Any]]:
+    # As the platinum service (its own login when configured), which may read the view.
     conn = await connect(settings, role=settings.db_role("platinum"), attempts=3,
-                         application_name="scout-quality")  # fmt: skip
+                         application_name="scout-quality",
+                         database_url=settings.database_url_for("platinum"))  # fmt: skip
     try:
         return await read(conn)
     finally:

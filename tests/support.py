@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from services.common.kafka import make_producer
-from services.common.settings import Settings
+from services.common.settings import SERVICE_ROLES, Settings
 
 
 def free_port() -> int:
@@ -37,11 +37,26 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SCOUT_BATCH_MAX": str(settings.batch_max),
         "SCOUT_LOG_FORMAT": "text",
     }
+    # Transport security of the stack under test (the secure CI job: SASL_SSL and TLS).
+    env["SCOUT_KAFKA_SECURITY_PROTOCOL"] = settings.kafka_security_protocol
+    env["SCOUT_KAFKA_SASL_MECHANISM"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username is not None:
+        env["SCOUT_KAFKA_SASL_USERNAME"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        env["SCOUT_KAFKA_SASL_PASSWORD"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile is not None:
+        env["SCOUT_KAFKA_SSL_CAFILE"] = str(settings.kafka_ssl_cafile)
+    for service in SERVICE_ROLES:
+        own = getattr(settings, f"database_url_{service}")
+        if own is not None:
+            env[f"SCOUT_DATABASE_URL_{service.upper()}"] = own.get_secret_value()
     if settings.pii_key is not None:
         env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
     # The registry the test uses, named explicitly: a child with its own state dir (scout
     # demo) must not start a second local registry on the same port.
     env["SCOUT_SCHEMA_REGISTRY_URL"] = settings.registry_url()
+    if settings.pii_key_id is not None:
+        env["SCOUT_PII_KEY_ID"] = settings.pii_key_id
     return env | extra
 
 

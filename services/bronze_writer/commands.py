@@ -1,8 +1,8 @@
-"""``scout bronze …``: operator commands of the bronze layer (``retention``, ``restore``).
+"""``scout bronze …``: operator commands of the bronze layer (``retention``, ``restore``,
+``erase-customer``).
 
-Retention runs as the login user of SCOUT_DATABASE_URL without switching to the bronze
-writer's role: detaching partitions needs the tables' owner, and the writer's role may
-only INSERT.
+Both run as the owner's login (SCOUT_DATABASE_URL) without switching to the bronze writer's
+role: detaching partitions and erasing need the tables' owner, and the writer may only INSERT.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from services.bronze_writer.erasure import erase_customer
 from services.bronze_writer.restore import restore_month
 from services.bronze_writer.retention import CSV, PARQUET, archive_expired, cutoff_for, describe
 from services.common.db import connect
@@ -22,7 +23,7 @@ from services.common.settings import Settings
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bronze",
-        help="bronze layer operations (retention, restore)",
+        help="bronze layer operations (retention, restore, erase-customer)",
         description="Operator commands of the bronze layer.",
     )
     commands = parser.add_subparsers(dest="bronze_command", metavar="SUBCOMMAND", required=True)
@@ -43,9 +44,10 @@ def register(subparsers: Any) -> None:
     )
     retention.add_argument(
         "--older-than",
-        required=True,
+        default="2y",
         metavar="PERIOD",
-        help="retention period: 24mo (months), 2y (years) or 730d (days)",
+        help="retention period: 24mo (months), 2y (years) or 730d (days); default 2y, the "
+        "retention of personal data in bronze",
     )
     retention.add_argument(
         "--archive-dir",
@@ -82,6 +84,21 @@ def register(subparsers: Any) -> None:
     restore.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     restore.add_argument("--archive-url", default=None, metavar="URL", help="Parquet folder URL")
     restore.set_defaults(func=_restore)
+    erase = commands.add_parser(
+        "erase-customer",
+        help="erase one customer's raw records (data-subject request)",
+        description=(
+            "Delete every raw bronze record of one customer id (live and archived partitions) "
+            "and the error-log payloads quoting it, in one transaction, through the owner-only "
+            "scout.erase_customer_raw(); bronze stays append-only for everything else. The "
+            "request is recorded in scout.pii_erasure_log (digest of the id, reason, who, "
+            "counts). Archive files already exported by retention are outside the database: "
+            "re-export or delete them by hand."
+        ),
+    )
+    erase.add_argument("customer_id", help="the customer id as the source systems send it")
+    erase.add_argument("--reason", required=True, help="request or ticket id (recorded)")
+    erase.set_defaults(func=_erase)
 
 
 def _month(text: str) -> date:
@@ -125,6 +142,19 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
             await conn.close()
         rows = sum(r.rows for r in restored)
         print(f"restored {args.month:%Y-%m}: {len(restored)} source(s), {rows} rows")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        conn = await connect(settings, attempts=5, application_name="scout-bronze-erasure")
+        try:
+            result = await erase_customer(conn, args.customer_id, args.reason)
+        finally:
+            await conn.close()
+        print(result.describe())
         return 0
 
     return asyncio.run(run())

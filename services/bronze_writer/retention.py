@@ -297,13 +297,14 @@ async def _detach(
         # DETACH drops the triggers cloned from the parent: the archive stays immutable.
         await conn.execute(
             f"CREATE TRIGGER archived_immutable BEFORE UPDATE OR DELETE ON {target} "
-            "FOR EACH ROW EXECUTE FUNCTION scout.refuse_change()"
+            "FOR EACH ROW EXECUTE FUNCTION scout.bronze_raw_refuse_change()"
         )
         await conn.execute(
             f"CREATE TRIGGER archived_no_truncate BEFORE TRUNCATE ON {target} "
             "FOR EACH STATEMENT EXECUTE FUNCTION scout.refuse_change()"
         )
-        await conn.execute(f"GRANT SELECT ON {target} TO scout_reader")
+        # No grant to scout_reader: raw payloads are read only through the audited
+        # functions of 0061 (scout_pii_auditor); erasure still reaches archived rows.
 
 
 def describe(result: list[Archived]) -> str:

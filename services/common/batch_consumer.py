@@ -29,6 +29,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
 from services.common.batching import SHUTDOWN_GRACE_S, run_batch
+from services.common.kafka import client_security
 from services.common.lifecycle import backoff_delays, hard_exit, is_transient
 from services.common.metrics import BATCH_RETRIES, BATCH_SIZE
 from services.common.settings import Settings
@@ -76,6 +77,7 @@ class DirectBatchConsumer(Service):
         session_timeout_s: float = 10.0,
         heartbeat_interval_s: float = 3.0,
         client_id: str | None = None,
+        security: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.group_id = group_id
@@ -94,6 +96,7 @@ class DirectBatchConsumer(Service):
             "heartbeat_interval_ms": int(heartbeat_interval_s * 1000),
             "max_partition_fetch_bytes": MAX_PARTITION_FETCH_BYTES,
             "fetch_max_bytes": FETCH_MAX_BYTES,
+            **(security or {}),  # TLS / SASL (services.common.kafka.client_security)
         }
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Future[None] | None = None
@@ -107,6 +110,7 @@ class DirectBatchConsumer(Service):
         """A consumer in ``app``'s group (``app.conf.id``), started and stopped with the app."""
         consumer = cls(
             bootstrap=settings.kafka_bootstrap,
+            security=client_security(settings),
             group_id=app.conf.id,
             topics=topics,
             handler=handler,

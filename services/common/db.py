@@ -1,7 +1,9 @@
 """PostgreSQL access: connection pools per service role, connecting with retries.
 
-Each service's pool acts as that service's database role (``SET ROLE`` at connect time),
-so the privileges granted in the migrations are what the running code really has.
+Each service's pool connects with that service's own login (``SCOUT_DATABASE_URL_<SERVICE>``)
+and acts as its database role (``SET ROLE`` at connect time), so the privileges granted in the
+migrations are what the running code really has. TLS is asked for in the URL
+(``sslmode=verify-full&sslrootcert=…``), which asyncpg honours.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ async def connect(
 async def create_pool(
     settings: Settings, service: str, *, min_size: int = 1, max_size: int | None = None
 ) -> asyncpg.Pool:
-    """A pool whose connections act as ``service``'s role; waits for the server to answer."""
-    dsn = settings.database_url.get_secret_value()
+    """A pool of ``service``'s login acting as its role; waits for the server to answer."""
+    dsn = settings.database_url_for(service)
 
     async def _create() -> asyncpg.Pool:
         pool = await asyncpg.create_pool(

@@ -1,7 +1,13 @@
-"""Kafka: topic names, the Faust app factory, and admin helpers (create topics, readiness).
+"""Kafka: topic names, the Faust app factory, client security, and admin helpers.
 
 Topic names come from one place so a prefix (SCOUT_TOPIC_PREFIX) moves all of them: tests
 use a fresh prefix per test to get clean topics.
+
+Transport security comes from one place too: :func:`client_security` turns the
+``SCOUT_KAFKA_SECURITY_PROTOCOL`` / ``SCOUT_KAFKA_SASL_*`` / ``SCOUT_KAFKA_SSL_CAFILE``
+settings into aiokafka arguments, :func:`faust_security` into Faust's ``broker_credentials``;
+every client the pipeline makes (Faust apps, direct consumers, producers, admin clients, the
+lag monitor) takes them, so SASL_SSL is one setting away.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +25,9 @@ import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
-from services.common.errors import ServiceUnavailableError
+from services.common.errors import ConfigError, ServiceUnavailableError
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +98,62 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the brokers against SCOUT_KAFKA_SSL_CAFILE (or the system CAs)."""
+    cafile = settings.kafka_ssl_cafile
+    if cafile is not None and not cafile.is_file():
+        raise ConfigError(f"SCOUT_KAFKA_SSL_CAFILE {cafile} does not exist")
+    context: ssl.SSLContext = create_ssl_context(cafile=str(cafile) if cafile else None)
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    return context
+
+
+def _sasl_credentials(settings: Settings) -> tuple[str, str]:
+    password = settings.kafka_sasl_password
+    if not settings.kafka_sasl_username or password is None:
+        raise ConfigError(
+            f"SCOUT_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "SCOUT_KAFKA_SASL_USERNAME and SCOUT_KAFKA_SASL_PASSWORD (this service's own user)"
+        )
+    return settings.kafka_sasl_username, password.get_secret_value()
+
+
+def client_security(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured transport (none for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    config: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        config["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        username, password = _sasl_credentials(settings)
+        config |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": username,
+            "sasl_plain_password": password,
+        }
+    return config
+
+
+def faust_security(settings: Settings) -> dict[str, Any]:
+    """Faust app settings for the configured transport (``broker_credentials``)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    if protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(ssl_context(settings))}
+    username, password = _sasl_credentials(settings)
+    return {
+        "broker_credentials": faust.SASLCredentials(
+            username=username,
+            password=password,
+            ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    }
+
+
 def broker_url(settings: Settings) -> str:
     return ",".join(f"kafka://{host}" for host in settings.kafka_bootstrap.split(","))
 
@@ -129,6 +193,7 @@ def make_app(
         "web_host": settings.web_host,
         "datadir": str(datadir or settings.state_dir / "faust" / app_id),
         "logging_config": None,
+        **faust_security(settings),
     }
     defaults.update(config)
     Path(defaults["datadir"]).mkdir(parents=True, exist_ok=True)
@@ -138,7 +203,9 @@ def make_app(
 async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
     """Create every pipeline topic (idempotent). Master topics are compacted."""
     topics = topics_for(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_security(settings)
+    )
     await _start_with_timeout(admin, settings.kafka_bootstrap, timeout)
     try:
         existing = set(await admin.list_topics())
@@ -169,7 +236,9 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
 
 
 async def delete_topics_with_prefix(settings: Settings, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_security(settings)
+    )
     await _start_with_timeout(admin, settings.kafka_bootstrap, 30.0)
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -179,7 +248,9 @@ async def delete_topics_with_prefix(settings: Settings, prefix: str) -> None:
         await admin.close()
 
 
-async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
+async def wait_for_kafka(
+    bootstrap: str, timeout: float = 30.0, security: dict[str, Any] | None = None
+) -> None:
     """Ready means a metadata request succeeds, not just an open port. While the broker is
     still starting, aiokafka's connection errors are expected: they are not logged (the
     timeout's error says what failed)."""
@@ -187,7 +258,7 @@ async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
         await _start_with_timeout(admin, bootstrap, timeout)
     finally:
         client_log.setLevel(level)
@@ -216,6 +287,7 @@ def make_producer(settings: Settings, **config: Any) -> AIOKafkaProducer:
     """A producer tuned for throughput: batching, lz4, idempotence against resend doubles."""
     defaults: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
+        **client_security(settings),
         "linger_ms": 20,
         "max_batch_size": 512 * 1024,
         "compression_type": "lz4",

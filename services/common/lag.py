@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,8 +22,15 @@ log = logging.getLogger(__name__)
 class LagMonitor:
     """Long-lived admin and metadata clients; call :meth:`measure` periodically."""
 
-    def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topics: Iterable[str],
+        security: dict[str, Any] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.security = security or {}
         self.group = group
         self.topics = tuple(topics)
         self._admin: AIOKafkaAdminClient | None = None
@@ -32,8 +40,10 @@ class LagMonitor:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         # Created on first use: aiokafka clients must be made inside the running loop.
         if self._admin is None or self._consumer is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.security)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self.security
+            )
             await admin.start()
             await consumer.start()
             self._admin, self._consumer = admin, consumer

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.common.batching import batch_failing
 from services.common.db import create_pool
+from services.common.kafka import client_security
 from services.common.lag import LagMonitor
 from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
 from services.common.settings import Settings
@@ -29,7 +30,9 @@ class ServiceContext:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._assigned: Callable[[], int] = partial(assigned_partitions, app)
-        self._lag = LagMonitor(settings.kafka_bootstrap, app.conf.id, topics)
+        self._lag = LagMonitor(
+            settings.kafka_bootstrap, app.conf.id, topics, client_security(settings)
+        )
         install_views(app, self.readiness)
         DB_RETRIES.labels(service)  # export the series at 0 from the start (for rate() and alerts)
         app.timer(interval=LAG_INTERVAL_S, name=f"{service}-lag")(self._measure)

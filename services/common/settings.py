@@ -6,6 +6,7 @@ at import time. Secrets are ``SecretStr`` so they never appear in logs or reprs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,9 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_PG_PORT = 55432
 DEFAULT_DATABASE_URL = f"postgresql://scout@127.0.0.1:{DEFAULT_PG_PORT}/scout"
 
-# Database roles of the services (created by the migrations, NOLOGIN). A service connects with
-# the login user of SCOUT_DATABASE_URL and then acts only as its own role (SET ROLE), so a bug
-# in one service cannot write another layer's tables.
+# Database roles of the services (created by the migrations, NOLOGIN). Each service connects
+# with its own LOGIN role (SCOUT_DATABASE_URL_<SERVICE>, see services/common/logins.py): a
+# NOINHERIT login that owns nothing and is a member of its service role only, and acts as that
+# role (SET ROLE at connect), so a service holds its layer's grants and nothing more.
 SERVICE_ROLES = {
     "bronze": "scout_bronze_writer",
     "silver": "scout_silver_enricher",
@@ -36,12 +38,31 @@ class Settings(BaseSettings):
         env_prefix="SCOUT_", env_file=".env", extra="ignore", frozen=True
     )
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    # Not dev by default: a process started without SCOUT_ENV is treated as production (no
+    # dev-only key); `scout dev up`, `make demo` and the harness set it explicitly.
+    env: Literal["dev", "test", "prod"] = "prod"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Kafka transport: PLAINTEXT (the local default), SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # CA bundle that signed the brokers' certificates
+    kafka_ssl_check_hostname: bool = True
+    # The owner's URL: migrations, retention, erasure and the local tools. TLS to PostgreSQL
+    # goes in the URL (…?sslmode=verify-full&sslrootcert=/path/ca.crt).
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    # Each service's own login (falls back to database_url when unset, e.g. a bare checkout).
+    database_url_bronze: SecretStr | None = None
+    database_url_silver: SecretStr | None = None
+    database_url_gold: SecretStr | None = None
+    database_url_platinum: SecretStr | None = None
     topic_prefix: str = "scout."
     topic_partitions: int = Field(default=4, ge=1)
+    # The pseudonymisation key (silver only): `<id>:<secret>` or the secret with
+    # SCOUT_PII_KEY_ID; the id is stored with each pseudonym so keys can be rotated.
     pii_key: SecretStr | None = None
+    pii_key_id: str | None = None
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
@@ -61,7 +82,12 @@ class Settings(BaseSettings):
     allowed_clock_skew_s: float = Field(default=300.0, ge=0)
     # How often the gold service compares gold with a from-scratch recomputation.
     gold_verify_interval_s: float = Field(default=300.0, gt=0)
-    # Local stack
+    # A folder of secret files named after the settings (scout_database_url_bronze, …), e.g.
+    # docker compose's /run/secrets; read by load_settings, environment variables win.
+    secrets_dir: Path | None = None
+    # Local stack. dev_secure (`scout dev up --secure`): a second stack with Kafka on
+    # SASL_SSL (SCRAM) and PostgreSQL on TLS only, in its own state dir and on its own ports.
+    dev_secure: bool = False
     state_dir: Path = Path(".scout")
     cache_dir: Path = Path.home() / ".cache" / "scout"
     kafka_version: str = "4.1.2"
@@ -72,6 +98,11 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = None
     registry_port: int = 8081
     registry_version: str = "3.3.3"
+
+    def database_url_for(self, service: str) -> str:
+        """The URL ``service`` connects with: its own login when configured."""
+        own: SecretStr | None = getattr(self, f"database_url_{service}", None)
+        return (own or self.database_url).get_secret_value()
 
     def db_role(self, service: str) -> str | None:
         """The role ``service`` acts as in PostgreSQL, or None to keep the login user."""
@@ -89,5 +120,9 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment, with explicit overrides (CLI flags) on top."""
+    """Build the settings from the environment (and SCOUT_SECRETS_DIR's files), with explicit
+    overrides (CLI flags) on top."""
+    secrets_dir = os.environ.get("SCOUT_SECRETS_DIR")
+    if secrets_dir:
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[arg-type]
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.common.errors import MissingToolError, ServiceUnavailableError
-from services.common.kafka import wait_for_kafka
+from services.common.kafka import client_security, wait_for_kafka
 from services.common.settings import Settings
+from services.devstack import tls
 from services.devstack.process import is_alive, read_pid, require_tool, stop_pid
 
 log = logging.getLogger(__name__)
@@ -129,19 +132,62 @@ def fetch_jars(settings: Settings) -> Path:
     return libs
 
 
-def _write_config(settings: Settings, p: KafkaPaths) -> None:
+def _listener_lines(settings: Settings) -> list[str]:
     port, controller_port = settings.kafka_port, settings.kafka_port + 1
+    if not settings.dev_secure:
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ]
+    # Clients and the broker itself speak SASL_SSL (SCRAM-SHA-512, TLS verified against the
+    # stack's CA); the KRaft controller listener stays on loopback (SCRAM users live in the
+    # metadata the controller serves, so it cannot authenticate with them).
+    files = tls.ensure_certificates(settings.state_dir.resolve() / "tls")
+    admin = tls.ensure_credentials(settings.state_dir.resolve()).kafka_admin_password
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{tls.KAFKA_ADMIN}" password="{admin}";'
+    )
+    return [
+        f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+        "inter.broker.listener.name=SASL_SSL",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={files.server_pem}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={files.ca_cert}",
+        "ssl.endpoint.identification.algorithm=https",
+        "ssl.client.auth=none",
+    ]
+
+
+def _scram_arguments(settings: Settings) -> list[str]:
+    """``--add-scram`` arguments of the storage format: the SCRAM users exist from the start."""
+    if not settings.dev_secure:
+        return []
+    creds = tls.ensure_credentials(settings.state_dir.resolve())
+    args = []
+    for user, password in creds.kafka.items():
+        args += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+    return args
+
+
+def _write_config(settings: Settings, p: KafkaPaths) -> None:
+    controller_port = settings.kafka_port + 1
     p.config.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                *_listener_lines(settings),
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={p.data}",
                 f"num.partitions={settings.topic_partitions}",
                 "offsets.topic.replication.factor=1",
@@ -157,6 +203,8 @@ def _write_config(settings: Settings, p: KafkaPaths) -> None:
             ]
         )
     )
+    if settings.dev_secure:
+        os.chmod(p.config, 0o600)  # holds the broker's own SCRAM password
     if _is_kafka3(settings.kafka_version):
         p.log_config.write_text(
             "log4j.rootLogger=INFO, file\n"
@@ -225,6 +273,7 @@ def up(settings: Settings) -> tuple[int, bool]:
                 cluster_id,
                 "-c",
                 str(p.config),
+                *_scram_arguments(settings),
             ),
             capture_output=True,
             text=True,
@@ -249,12 +298,13 @@ def up(settings: Settings) -> tuple[int, bool]:
 
 
 def _wait_ready(settings: Settings, timeout: float = 30) -> None:
-    asyncio.run(wait_for_kafka(f"127.0.0.1:{settings.kafka_port}", timeout=timeout))
+    bootstrap = f"127.0.0.1:{settings.kafka_port}"
+    asyncio.run(wait_for_kafka(bootstrap, timeout=timeout, security=client_security(settings)))
 
 
-def healthy(bootstrap: str) -> bool:
+def healthy(bootstrap: str, security: dict[str, Any] | None = None) -> bool:
     try:
-        asyncio.run(wait_for_kafka(bootstrap, timeout=3))
+        asyncio.run(wait_for_kafka(bootstrap, timeout=3, security=security))
     except ServiceUnavailableError:
         return False
     return True

@@ -3,6 +3,11 @@
 The server refuses to run as root; when ``scout`` runs as root the cluster is owned by and
 run as the ``postgres`` system user (created by the Debian package). Authentication is
 ``trust`` on 127.0.0.1 only: a developer's private cluster, never exposed.
+
+The secure stack (``SCOUT_DEV_SECURE``, ``scout dev up --secure``) is another cluster: TLS
+only (``ssl=on`` with the stack's server certificate; ``hostnossl`` refused), SCRAM
+passwords for every login (the owner's generated at first start), and URLs with
+``sslmode=verify-full`` against the stack's CA.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncpg
 
 from services.common.errors import MissingToolError, ServiceUnavailableError
 from services.common.settings import Settings
+from services.devstack import tls
 from services.devstack.process import is_alive, read_pid
 
 PG_HINT = "install the PostgreSQL server (Debian: apt-get install postgresql)"
@@ -110,8 +116,56 @@ def running_pid(settings: Settings) -> int | None:
     return pid if is_alive(pid) else None
 
 
-def url(settings: Settings) -> str:
-    return f"postgresql://scout@127.0.0.1:{settings.pg_port}/scout"
+def url(settings: Settings, database: str = "scout") -> str:
+    if not settings.dev_secure:
+        return f"postgresql://scout@127.0.0.1:{settings.pg_port}/{database}"
+    state = settings.state_dir.resolve()
+    password = tls.ensure_credentials(state).postgres_owner
+    ca = tls.TlsFiles(state / "tls").ca_cert
+    return (
+        f"postgresql://scout:{password}@127.0.0.1:{settings.pg_port}/{database}"
+        f"?sslmode=verify-full&sslrootcert={ca}"
+    )
+
+
+SECURE_HBA = """# scout secure dev stack: TLS and SCRAM passwords only
+local   all   all                  scram-sha-256
+hostssl all   all   127.0.0.1/32   scram-sha-256
+host    all   all   0.0.0.0/0      reject
+host    all   all   ::/0           reject
+"""
+
+
+def _secure_init(settings: Settings, p: PgPaths) -> list[str]:
+    """initdb options for the secure cluster, and its TLS files copied into the data dir
+    (owned by the server's user: the state dir may not be readable to it)."""
+    state = settings.state_dir.resolve()
+    pwfile = p.home / "owner.pw"
+    pwfile.write_text(tls.ensure_credentials(state).postgres_owner)
+    os.chmod(pwfile, 0o600)
+    if _as_root():
+        shutil.chown(pwfile, RUN_AS, RUN_AS)
+    return ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+
+
+def _secure_finish(settings: Settings, p: PgPaths) -> None:
+    files = tls.ensure_certificates(settings.state_dir.resolve() / "tls")
+    for source, name in ((files.server_cert, "server.crt"), (files.server_key, "server.key")):
+        target = p.data / name
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o600)
+        if _as_root():
+            shutil.chown(target, RUN_AS, RUN_AS)
+    (p.data / "pg_hba.conf").write_text(SECURE_HBA)
+    (p.home / "owner.pw").unlink(missing_ok=True)
+    with open(p.data / "postgresql.conf", "a") as conf:
+        conf.write(
+            "ssl = on\n"
+            "ssl_cert_file = 'server.crt'\n"
+            "ssl_key_file = 'server.key'\n"
+            "ssl_min_protocol_version = 'TLSv1.2'\n"
+            "password_encryption = 'scram-sha-256'\n"
+        )
 
 
 def up(settings: Settings) -> tuple[int, bool]:
@@ -124,6 +178,7 @@ def up(settings: Settings) -> tuple[int, bool]:
         return pid, False
     _prepare_home(p)
     if not (p.data / "PG_VERSION").exists():
+        auth = _secure_init(settings, p) if settings.dev_secure else ["-A", "trust"]
         _run(
             [
                 str(bin_dir / "initdb"),
@@ -131,8 +186,7 @@ def up(settings: Settings) -> tuple[int, bool]:
                 str(p.data),
                 "-U",
                 "scout",
-                "-A",
-                "trust",
+                *auth,
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
@@ -148,6 +202,8 @@ def up(settings: Settings) -> tuple[int, bool]:
                 "max_wal_size = 2GB\n"
                 "timezone = 'UTC'\n"
             )
+        if settings.dev_secure:
+            _secure_finish(settings, p)
     _run(
         [
             str(bin_dir / "pg_ctl"),
@@ -171,7 +227,7 @@ def up(settings: Settings) -> tuple[int, bool]:
 
 
 async def _ensure_database(settings: Settings) -> None:
-    admin_url = f"postgresql://scout@127.0.0.1:{settings.pg_port}/postgres"
+    admin_url = url(settings, "postgres")
     last_error: Exception | None = None
     for _ in range(60):
         try:

@@ -32,23 +32,43 @@ from services.common.service import ServiceContext
 from services.common.settings import Settings
 from services.silver_enricher import repo
 from services.silver_enricher.expectations import DEFAULT_EXPECTATIONS, UNKNOWN_STORE
+from services.silver_enricher.pii import (
+    DEV_KEY,
+    MIN_SECRET_CHARS,
+    PiiKey,
+    is_placeholder,
+    parse_key,
+    scrub_text,
+)
 from services.silver_enricher.pipeline import LAYER, SilverPipeline
 from services.silver_enricher.transform import Refiner
 
 log = logging.getLogger(__name__)
-DEV_PII_KEY = b"scout-dev-only-pii-key"
 LANDED_MESSAGES_PER_BATCH = 20  # each message already carries up to thousands of records
 MASTER_NAMESPACE = uuid.UUID("0b5c3f0e-8a0e-4f7e-a2a9-6f7f1d2c9e31")
 
 
-def pii_key(settings: Settings) -> bytes:
-    """The pseudonymisation key; outside dev, refuse to run without one."""
-    if settings.pii_key is not None and settings.pii_key.get_secret_value():
-        return settings.pii_key.get_secret_value().encode()
+def pii_key(settings: Settings) -> PiiKey:
+    """The pseudonymisation key. Outside an explicit SCOUT_ENV=dev, a missing or placeholder
+    key stops the service with what to set (the default environment is not dev)."""
+    raw = settings.pii_key.get_secret_value() if settings.pii_key is not None else ""
+    if raw:
+        key = parse_key(raw, settings.pii_key_id)
+        if settings.env != "dev" and is_placeholder(key):
+            raise ConfigError(
+                f"SCOUT_PII_KEY (id {key.id!r}) is a placeholder or shorter than "
+                f"{MIN_SECRET_CHARS} characters: set SCOUT_PII_KEY=<key id>:<secret>, e.g. "
+                "k2026a:$(openssl rand -hex 32), or SCOUT_ENV=dev for a local run"
+            )
+        return key
     if settings.env == "dev":
         log.warning("SCOUT_PII_KEY is not set: using the dev-only key (never in production)")
-        return DEV_PII_KEY
-    raise ConfigError("SCOUT_PII_KEY must be set outside SCOUT_ENV=dev (pseudonymisation key)")
+        return DEV_KEY
+    raise ConfigError(
+        f"SCOUT_PII_KEY is not set and SCOUT_ENV is {settings.env!r}, not dev: set "
+        "SCOUT_PII_KEY=<key id>:<secret> (silver only; e.g. k2026a:$(openssl rand -hex 32)), "
+        "or SCOUT_ENV=dev to run locally with the dev-only key"
+    )
 
 
 class MasterHandler:
@@ -83,10 +103,15 @@ class MasterHandler:
         for event in events:
             message = event.message
             parsed = parse_master(message.value or b"")
+            # Names are free text (a sari-sari store named after its owner's mobile): scrubbed
+            # like every other free-text field that reaches silver.
             if isinstance(parsed, StoreRecord):
-                stores[parsed.store_id] = parsed  # the last record of a key wins, as compacted
+                # the last record of a key wins, as compacted
+                stores[parsed.store_id] = parsed.model_copy(
+                    update={"name": scrub_text(parsed.name)}
+                )
             elif isinstance(parsed, ProductRecord):
-                products[parsed.sku] = parsed
+                products[parsed.sku] = parsed.model_copy(update={"name": scrub_text(parsed.name)})
             else:
                 rejected.append((message, parsed))
         await retry(

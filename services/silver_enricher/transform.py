@@ -33,7 +33,7 @@ from services.silver_enricher.expectations import (
     Expectation,
     evaluate,
 )
-from services.silver_enricher.pii import pseudonymise, scrub_text
+from services.silver_enricher.pii import PiiKey, pseudonymise, scrub_text
 
 # uuid5 namespace of silver transaction ids: transaction_id = uuid5(NS, "<source>:<event_id>").
 TRANSACTION_NAMESPACE = uuid.UUID("8d7f3a52-1c0e-4f43-9b6d-5e2a7c9b0f14")
@@ -79,7 +79,7 @@ class Refined:
 class Refiner:
     """Turns decoded bronze records into :class:`Refined` rows."""
 
-    def __init__(self, pii_key: bytes, expectations: Sequence[Expectation]) -> None:
+    def __init__(self, pii_key: PiiKey, expectations: Sequence[Expectation]) -> None:
         self.pii_key = pii_key
         self.expectations = expectations
 
@@ -112,9 +112,9 @@ class Refiner:
     def _quarantine(self, out: Refined, record: DecodedRecord, rule: str, field_: str | None,
                     detail: str, store_id: str | None) -> None:  # fmt: skip
         bronze_id = uuid.UUID(record.bronze_id)
-        out.quarantine.append(
-            (bronze_id, record.source_system, rule, field_, detail, store_id,
-             record.batch_id, record.partner, record.kafka_timestamp)
+        out.quarantine.append(  # detail, batch and partner echo the input: scrubbed too
+            (bronze_id, record.source_system, rule, field_, scrub_text(detail), store_id,
+             scrub_text(record.batch_id), scrub_text(record.partner), record.kafka_timestamp)
         )  # fmt: skip
         out.lineage.append((bronze_id, QUARANTINE_TABLE, None))
         out.quarantined[rule] += 1
@@ -213,9 +213,9 @@ class Refiner:
     def _spend(self, out: Refined, record: DecodedRecord, spend: CampaignSpend) -> None:
         channel = spend.channel or ""
         key = (spend.campaign_id, spend.store_id, spend.date, channel)
-        out.spends[key] = (spend.campaign_id, spend.store_id, spend.date, channel, spend.spend,
-                           spend.partner, spend.batch_id, uuid.UUID(record.bronze_id),
-                           record.kafka_timestamp)  # fmt: skip
+        out.spends[key] = (spend.campaign_id, spend.store_id, spend.date, scrub_text(channel),
+                           spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
+                           uuid.UUID(record.bronze_id), record.kafka_timestamp)  # fmt: skip
         out.lineage.append((uuid.UUID(record.bronze_id), SPEND_TABLE, None))
         out.groups.add((spend.store_id, spend.date))
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from services.common.db import connect
 from services.common.migrations import migrate
-from services.common.settings import Settings
+from services.common.settings import SERVICE_ROLES, Settings
 from services.devstack import postgres
 from tests.integration.test_bronze_writer import pos_records
 from tests.support import ServiceProcess, free_port, publish, wait_for
@@ -35,6 +35,9 @@ def private_pg(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
             update={
                 "database_url": SecretStr(postgres.url(pg_settings)),
                 "state_dir": settings.state_dir,
+                # The harness's service logins live in the shared cluster: here the service
+                # connects as this private cluster's owner.
+                **{f"database_url_{service}": None for service in SERVICE_ROLES},
             }
         )
     finally:

@@ -280,7 +280,9 @@ def test_compose_environment_matches_settings() -> None:
         Settings.model_validate(values)
         assert env.get("SCOUT_WEB_HOST") == "0.0.0.0", f"{name}: listen beyond loopback"
         assert env["SCOUT_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
-        assert "@postgres:" in env["SCOUT_DATABASE_URL"]
+        assert not {k for k in env if "DATABASE_URL" in k or "PII_KEY" in k}, (
+            f"{name}: credentials belong in compose secrets, not in the environment"
+        )
 
 
 def test_compose_ports_and_healthchecks_match_the_code() -> None:
@@ -542,7 +544,7 @@ def test_k8s_deployments_are_probed_hardened_and_wired(overlay: str) -> None:
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts[_config(overlay)["SCOUT_STATE_DIR"]]]
         refs = {next(iter(e.values()))["name"] for e in container["envFrom"]}
-        assert refs == {config_name, "scout-secrets"}
+        assert refs == {config_name, f"scout-{service}-secrets"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -596,9 +598,154 @@ def test_k8s_prod_overlay_pins_image_and_drops_placeholder_secret() -> None:
     }
     (image,) = images
     assert re.fullmatch(r".+:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", image), image
-    assert not _of_kind("prod", "Secret"), "prod gets scout-secrets from a secret manager"
-    (secret,) = _of_kind("dev", "Secret").values()
-    assert all("CHANGE-ME" in v for v in secret["stringData"].values()), "template only"
+    assert not _of_kind("prod", "Secret"), "prod gets its Secrets from a secret manager"
+    secrets = _of_kind("dev", "Secret")
+    assert set(secrets) == {f"scout-{w}-secrets" for w in ("migrate", *SERVICES)}
+    for secret in secrets.values():
+        assert all("CHANGE-ME" in v for v in secret["stringData"].values()), "template only"
     dev = _of_kind("dev", "Deployment")["scout-bronze"]["spec"]["template"]["spec"]
     prod = _of_kind("prod", "Deployment")["scout-bronze"]["spec"]["template"]["spec"]
     assert dev["containers"][0]["resources"] != prod["containers"][0]["resources"]
+
+
+# ---------------------------------------------------------------- secrets per workload
+
+PII_KEY = "SCOUT_PII_KEY"
+
+
+def _pod_specs(docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """Every workload's pod spec by workload name (Deployments and Jobs)."""
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob")
+    }
+
+
+def k8s_pii_key_holders(docs: tuple[dict[str, Any], ...]) -> set[str]:
+    """Workloads that can read the PII key: as an env var, a secretKeyRef, an envFrom of a
+    Secret that holds it (or of silver's Secret, for overlays whose Secrets live elsewhere),
+    or a mounted Secret volume of either kind."""
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+
+    def holds_key(name: str) -> bool:
+        secret = secrets.get(name)
+        keys = set((secret or {}).get("stringData", {})) | set((secret or {}).get("data", {}))
+        return PII_KEY in keys or name == "scout-silver-secrets"
+
+    holders = set()
+    for workload, pod in _pod_specs(docs).items():
+        for container in [*pod.get("containers", []), *pod.get("initContainers", [])]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+                if (
+                    env["name"] == PII_KEY
+                    or ref.get("key") == PII_KEY
+                    or holds_key(ref.get("name", ""))
+                ):
+                    holders.add(workload)
+            for source in container.get("envFrom", []):
+                if "secretRef" in source and holds_key(source["secretRef"]["name"]):
+                    holders.add(workload)
+        for volume in pod.get("volumes", []):
+            name = volume.get("secret", {}).get("secretName")
+            projected = [
+                s["secret"]["name"]
+                for s in volume.get("projected", {}).get("sources", [])
+                if "secret" in s
+            ]
+            if any(holds_key(n) for n in [*([name] if name else []), *projected]):
+                holders.add(workload)
+    return holders
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_one_secret_per_workload_and_the_pii_key_only_in_silver(overlay: str) -> None:
+    docs = rendered(overlay)
+    for workload, pod in _pod_specs(docs).items():
+        (container,) = pod["containers"]
+        refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        assert refs == [f"{workload}-secrets"], f"{workload}: its own Secret only, got {refs}"
+    assert k8s_pii_key_holders(docs) == {"scout-silver"}
+    if overlay == "dev":
+        secrets = _of_kind(overlay, "Secret")
+        for service in SERVICES:
+            data = secrets[f"scout-{service}-secrets"]["stringData"]
+            url = data[f"SCOUT_DATABASE_URL_{service.upper()}"]
+            assert url.split("//", 1)[1].startswith(f"scout_{service}_login:"), service
+            assert "sslmode=verify-full" in url
+            assert (PII_KEY in data) == (service == "silver")
+        assert PII_KEY not in secrets["scout-migrate-secrets"]["stringData"]
+
+
+def test_k8s_pii_key_check_can_fail() -> None:
+    """Each way a non-silver workload could get the key is caught."""
+    docs = rendered("dev")
+    leaks = [
+        lambda c, p: c.setdefault("env", []).append({"name": PII_KEY, "value": "x"}),
+        lambda c, p: c.setdefault("env", []).append(
+            {"name": "K", "valueFrom": {"secretKeyRef": {"name": "any", "key": PII_KEY}}}
+        ),
+        lambda c, p: c["envFrom"].append({"secretRef": {"name": "scout-silver-secrets"}}),
+        lambda c, p: p["volumes"].append(
+            {"name": "k", "secret": {"secretName": "scout-silver-secrets"}}
+        ),
+    ]
+    for leak in leaks:
+        broken = json.loads(json.dumps(docs))
+        gold = next(d for d in broken if d["metadata"]["name"] == "scout-gold"
+                    and d["kind"] == "Deployment")  # fmt: skip
+        pod = gold["spec"]["template"]["spec"]
+        leak(pod["containers"][0], pod)
+        assert k8s_pii_key_holders(tuple(broken)) == {"scout-silver", "scout-gold"}
+
+
+def _compose_secret_targets(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per compose service: secret file name in /run/secrets → the secret's source file."""
+    files = {name: Path(s["file"]) for name, s in config.get("secrets", {}).items()}
+    return {
+        name: {Path(ref["target"]).name: str(files[ref["source"]]) for ref in svc["secrets"]}
+        for name, svc in config["services"].items()
+        if svc.get("secrets")
+    }
+
+
+def compose_pii_key_holders(config: dict[str, Any]) -> set[str]:
+    holders = set()
+    for name, targets in _compose_secret_targets(config).items():
+        if PII_KEY.lower() in {t.lower() for t in targets}:
+            holders.add(name)
+    for name, svc in config["services"].items():
+        if any(k.upper() == PII_KEY for k in svc.get("environment") or {}):
+            holders.add(name)
+    return holders
+
+
+def test_compose_one_secret_per_service_and_the_pii_key_only_in_silver() -> None:
+    config = compose_config()
+    targets = _compose_secret_targets(config)
+    assert compose_pii_key_holders(config) == {"silver"}
+    for service in SERVICES:
+        names = set(targets[service])
+        own = f"scout_database_url_{service}"
+        assert names == {own} | ({"scout_pii_key"} if service == "silver" else set()), service
+        url = Path(targets[service][own]).read_text().strip()
+        assert url.split("//", 1)[1].startswith(f"scout_{service}_login:"), service
+    assert set(targets["migrate"]) == {"scout_database_url"} | {
+        f"scout_database_url_{s}" for s in SERVICES
+    }
+    owner = Path(targets["migrate"]["scout_database_url"]).read_text()
+    assert owner.split("//", 1)[1].startswith("scout:")
+    assert "--service-logins" in config["services"]["migrate"]["command"]
+    assert "simulator" not in targets  # Kafka only
+
+
+def test_compose_pii_key_check_can_fail() -> None:
+    broken = json.loads(json.dumps(compose_config()))
+    broken["services"]["gold"]["secrets"].append(
+        {"source": "silver_pii_key", "target": "scout_pii_key"}
+    )
+    assert compose_pii_key_holders(broken) == {"silver", "gold"}
+    broken = json.loads(json.dumps(compose_config()))
+    broken["services"]["bronze"]["environment"][PII_KEY] = "k:x"
+    assert compose_pii_key_holders(broken) == {"silver", "bronze"}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,16 @@ def _scout(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=240,
     )
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of ``scout dev up``, unquoted."""
+    found = {}
+    for line in stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            found[name] = shlex.split(value)[0] if value else ""
+    return found
 
 
 @pytest.fixture
@@ -51,10 +63,22 @@ def test_up_is_idempotent_down_leaves_nothing_and_data_is_kept(private_env: dict
         assert first.returncode == 0, first.stderr
         assert "kafka     started" in first.stdout and "postgres  started" in first.stdout
         assert "registry  started" in first.stdout
-        assert "SCOUT_SCHEMA_REGISTRY_URL=http://127.0.0.1:18381/apis/ccompat/v7" in first.stdout
+        exports = _exports(first.stdout)
+        assert exports["SCOUT_ENV"] == "dev"  # said explicitly: the default is not dev
+        assert exports["SCOUT_SCHEMA_REGISTRY_URL"] == "http://127.0.0.1:18381/apis/ccompat/v7"
+        logins_file = Path(private_env["SCOUT_STATE_DIR"]) / "logins.json"
+        assert stat.S_IMODE(logins_file.stat().st_mode) == 0o600
+        for service in ("bronze", "silver", "gold", "platinum"):
+            url = exports[f"SCOUT_DATABASE_URL_{service.upper()}"]
+            assert url.split("//", 1)[1].startswith(f"scout_{service}_login:")
+            refused = subprocess.run(
+                ["psql", url, "-tAc", "SET ROLE scout"], capture_output=True, text=True
+            )
+            assert refused.returncode != 0 and "permission denied" in refused.stderr
         second = _scout(private_env, "dev", "up")
         assert second.returncode == 0, second.stderr
         assert second.stdout.count("already running") == 3
+        assert _exports(second.stdout) == exports  # the same logins and passwords
 
         status = _scout(private_env, "dev", "status", "--json")
         assert status.returncode == 0, status.stderr

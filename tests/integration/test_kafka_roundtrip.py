@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.common.kafka import make_producer, topics_for
+from services.common.kafka import client_security, make_producer, topics_for
 from services.common.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -27,6 +27,7 @@ async def test_produce_and_consume_on_the_real_broker(settings: Settings) -> Non
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=f"{settings.topic_prefix}roundtrip",
+        **client_security(settings),
     )
     await consumer.start()
     seen: list[bytes] = []
