@@ -59,9 +59,11 @@ class Topics:
         return f"{self.prefix}internal.bronze-landed"
 
     @property
-    def silver_changes(self) -> str:
-        """Batches of changed silver keys, silver → gold."""
-        return f"{self.prefix}internal.silver-changes"
+    def gold_shards(self) -> str:
+        """Gold replicas' consumer group membership: partition p owns the gold shards
+        s % partitions == p. Nothing is written to it (silver → gold goes through
+        PostgreSQL, services/gold_aggregator/changes.py)."""
+        return f"{self.prefix}internal.gold-shards"
 
     @property
     def sources(self) -> tuple[str, str, str]:
@@ -72,7 +74,7 @@ class Topics:
         return (self.master_stores, self.master_products)
 
     def all(self) -> tuple[str, ...]:
-        return (*self.sources, *self.compacted, self.bronze_landed, self.silver_changes)
+        return (*self.sources, *self.compacted, self.bronze_landed, self.gold_shards)
 
     def source_system(self, topic: str) -> str:
         """``pos`` / ``api`` / ``iot`` for a source topic."""

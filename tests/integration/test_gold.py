@@ -47,10 +47,7 @@ async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[Servic
 
 async def until_gold_settles(db: asyncpg.Connection, timeout: float = 60) -> None:
     async def settled() -> bool:
-        pending = await db.fetchval(
-            "SELECT (SELECT count(*) FROM scout.gold_pending_groups)"
-            " + (SELECT count(*) FROM scout.gold_silver_deltas)"
-        )
+        pending = await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes")
         gold = await db.fetchval(
             "SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics"
         )
@@ -493,7 +490,7 @@ async def test_gold_killed_mid_stream_loses_and_doubles_nothing(
         await wait_for(gold_has_rows, timeout=60, context=services[2].log_tail)
         services[2].kill()
         await asyncio.sleep(1.5)  # silver goes on; its changes wait for gold
-        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") > 0
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes") > 0
         services[2] = ServiceProcess("gold", settings, tmp_path).start()
         manifest = await traffic
         await until_silver_settles(db, manifest)
