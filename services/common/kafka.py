@@ -24,6 +24,11 @@ from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Gold's shards (scout.gold_shard, schemas/sql/0070) = the partitions of the gold-shards
+# topic: one partition per shard, so the group's assignor spreads them evenly over any
+# number of gold replicas up to this (services/gold_aggregator/shards.py).
+GOLD_SHARDS = 64
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -147,7 +152,9 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
         new = [
             NewTopic(
                 name,
-                num_partitions=settings.topic_partitions,
+                num_partitions=GOLD_SHARDS
+                if name == topics.gold_shards
+                else settings.topic_partitions,
                 replication_factor=1,
                 topic_configs=({"cleanup.policy": "compact"} if name in topics.compacted else {})
                 | {"max.message.bytes": str(16 * 1024 * 1024)},

@@ -43,7 +43,7 @@ from services.gold_aggregator import repo, rolling
 from services.gold_aggregator.changes import Change
 from services.gold_aggregator.day_tables import DayTables
 from services.gold_aggregator.incremental import BusinessMetrics, Flushed, claim_changes
-from services.gold_aggregator.shards import owned_shards
+from services.gold_aggregator.shards import SHARDS, owned_shards
 from services.gold_aggregator.state import InconsistentState
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,14 @@ def build_app(settings: Settings) -> faust.App:
             return frozenset()
         assigned = [tp.partition for tp in app.consumer.assignment()
                     if tp.topic == topics.gold_shards]  # fmt: skip
-        count = app.consumer.topic_partitions(topics.gold_shards) or settings.topic_partitions
+        count = app.consumer.topic_partitions(topics.gold_shards) or SHARDS
         return owned_shards(assigned, count)
 
     gold = GoldAggregator(ctx, owned)
     # Membership only: nothing is ever written to this topic. Subscribing makes this
     # replica a member of the group whose coordinator assigns the partitions (shards).
-    shards_topic = app.topic(topics.gold_shards, value_type=bytes, key_type=bytes)
+    shards_topic = app.topic(topics.gold_shards, value_type=bytes, key_type=bytes,
+                             partitions=SHARDS)  # fmt: skip
 
     @app.agent(shards_topic, name="gold-shards")
     async def membership(stream: Any) -> None:

@@ -24,6 +24,7 @@ from services.common.settings import Settings
 from services.gold_aggregator import repo
 from services.gold_aggregator.day_tables import DayTables
 from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
+from services.gold_aggregator.periods import DAY, start_of
 from tests.integration.test_silver import simulate, until_silver_settles
 from tests.support import ServiceProcess, publish, settings_env, wait_for
 
@@ -101,10 +102,34 @@ def expected_business(
     return out
 
 
-async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -> None:
-    tx = await db.fetch("SELECT * FROM scout.silver_transactions_cleaned")
-    readings = await db.fetch("SELECT * FROM scout.silver_device_readings")
-    spend = await db.fetch("SELECT * FROM scout.silver_campaign_spend")
+def _in_period(rows: list[asyncpg.Record], period: str, column: str) -> list[Any]:
+    """The rows with their day ``column`` replaced by the first day of its ``period``."""
+    if period == DAY:
+        return rows
+    return [{**dict(r), column: start_of(period, r[column])} for r in rows]
+
+
+def _stored(table: str, period: str) -> str:
+    """The gold rows of a period, with the day tables' column names."""
+    if period == DAY:
+        return f"SELECT * FROM scout.{table}"
+    rollups = f"scout.{table}_rollups WHERE period = '{period}'"
+    if table == "gold_business_metrics":
+        return f"SELECT *, period_start AS date_key, revenue AS daily_revenue FROM {rollups}"
+    return f"SELECT *, period_start AS date_key FROM {rollups}"
+
+
+async def assert_gold_equals_independent_recomputation(
+    db: asyncpg.Connection, period: str = DAY
+) -> None:
+    """Every gold table of ``period`` (days; or the weekly or monthly rollups) equals a
+    recomputation in Python from silver."""
+    tx = _in_period(await db.fetch("SELECT * FROM scout.silver_transactions_cleaned"), period,
+                    "local_date")  # fmt: skip
+    readings = _in_period(await db.fetch("SELECT * FROM scout.silver_device_readings"), period,
+                          "local_date")  # fmt: skip
+    spend = _in_period(await db.fetch("SELECT * FROM scout.silver_campaign_spend"), period,
+                       "spend_date")  # fmt: skip
     gold = {
         (g["store_id"], g["date_key"]): (
             g["region"],
@@ -121,7 +146,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["conversion_rate"],
             g["campaign_spend"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_business_metrics")
+        for g in await db.fetch(_stored("gold_business_metrics", period))
     }
     assert gold == expected_business(tx, readings, spend)
 
@@ -147,7 +172,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["active_stores"],
             g["share_of_total"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_geographic_performance")
+        for g in await db.fetch(_stored("gold_geographic_performance", period))
     }
     assert stored_geo == expected_geo
 
@@ -182,11 +207,12 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["avg_basket_value"],
             g["repeat_rate"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_customer_insights")
+        for g in await db.fetch(_stored("gold_customer_insights", period))
     }
     assert stored_segments == expected_segments
 
-    items = await db.fetch("SELECT * FROM scout.silver_transaction_items")
+    items = _in_period(await db.fetch("SELECT * FROM scout.silver_transaction_items"), period,
+                       "local_date")  # fmt: skip
     brands: dict[tuple[str, str, date], list[asyncpg.Record]] = defaultdict(list)
     category_total: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for i in items:
@@ -222,7 +248,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["share_within_category"],
             g["rank_in_category"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_product_performance")
+        for g in await db.fetch(_stored("gold_product_performance", period))
     }
     assert stored_products == expected_products
 
