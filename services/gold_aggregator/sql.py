@@ -17,6 +17,15 @@ def _period_of(period: str, column: str) -> str:
     return column if period == "day" else f"scout.gold_period_start('{period}', {column})"
 
 
+def _in_periods(period: str, column: str) -> str:
+    """SQL: the local-day ``column`` falls in one of the periods starting on the days in $1
+    (with a plain lower bound on the column for its index)."""
+    if period == "day":
+        return f"{column} = ANY($1::date[])"
+    return (f"{_period_of(period, column)} = ANY($1::date[])"
+            f" AND {column} >= (SELECT min(x) FROM unnest($1::date[]) AS x)")  # fmt: skip
+
+
 def _in_group(period: str, column: str) -> str:
     """SQL: ``column`` (a local day) falls in the period that starts on k.date_key."""
     if period == "day":
@@ -312,7 +321,7 @@ WITH per_segment AS MATERIALIZED (
            round(avg(t.unit_count), 4) AS avg_basket_size,
            round(avg(t.amount), 4) AS avg_basket_value
     FROM scout.silver_transactions_cleaned t
-    WHERE {day} = ANY($1::date[])
+    WHERE {_in_periods(period, "t.local_date")}
     GROUP BY 1, 2
 ), repeaters AS MATERIALIZED (
     -- Customers with 2+ transactions in the period, per segment. Both sides are small
@@ -322,7 +331,7 @@ WITH per_segment AS MATERIALIZED (
     FROM (SELECT t.customer_type AS segment, {day} AS date_key, t.customer_key,
                  count(*) AS n
           FROM scout.silver_transactions_cleaned t
-          WHERE {day} = ANY($1::date[]) AND t.customer_key IS NOT NULL
+          WHERE {_in_periods(period, "t.local_date")} AND t.customer_key IS NOT NULL
           GROUP BY 1, 2, 3) per_customer
     GROUP BY 1, 2
 )
@@ -348,7 +357,7 @@ WITH per_city AS (
            count(*)::integer AS transaction_count,
            count(DISTINCT t.store_id)::integer AS active_stores
     FROM scout.silver_transactions_cleaned t
-    WHERE {day} = ANY($1::date[])
+    WHERE {_in_periods(period, "t.local_date")}
     GROUP BY 1, 2, 3
 )
 SELECT region, city, date_key, revenue, transaction_count, active_stores,
@@ -372,7 +381,7 @@ WITH per_brand AS (
            sum(i.qty)::integer AS units, sum(i.line_amount) AS revenue,
            count(DISTINCT i.transaction_id)::integer AS transaction_count
     FROM scout.silver_transaction_items i
-    WHERE {day} = ANY($1::date[])
+    WHERE {_in_periods(period, "i.local_date")}
     GROUP BY 1, 2, 3
 )
 SELECT category, brand, date_key, units, revenue, transaction_count,
