@@ -15,6 +15,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -84,12 +85,16 @@ async def test_three_gold_workers_one_killed_mid_stream(
         await asyncio.sleep(1.0)
         written_before = [g.metric("scout_records_written_total", layer="gold") for g in golds]
         killed = golds.pop(1)
+        assert not traffic.done(), "the kill must come while traffic flows"
         killed.kill()
+        killed_at = time.monotonic()
         assert sum(written_before) > 0
 
-        # The survivors take the dead worker's shards at the group's next rebalance.
+        # The survivors take the dead worker's shards at the group's next rebalance: within
+        # seconds (the session timeout is 10 s), while traffic goes on.
         await wait_for(lambda: _take_over(golds), timeout=60,
                        context=lambda: [_owned(g) for g in golds])  # fmt: skip
+        assert time.monotonic() - killed_at < 30
         manifest = await traffic
         assert manifest["faults"]["late"] > 0 and manifest["faults"]["correction"] > 0
         await until_silver_settles(db, manifest, timeout=180)
