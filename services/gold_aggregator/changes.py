@@ -71,14 +71,13 @@ WHERE ($1::smallint[] IS NULL OR shard = ANY($1::smallint[]))
   AND ($2::date[] IS NULL OR date_key = ANY($2::date[]))
 RETURNING {_RETURNING}
 """
-# Changes still waiting (not taken by this transaction) of stores over day ranges: a group
-# loaded from silver already contains them, and must not count them twice.
-WAITING_OF_RANGES = f"""
-SELECT k.i, {", ".join(f"c.{c}" for c in COLUMNS)}
-FROM unnest($1::text[], $2::date[], $3::date[]) WITH ORDINALITY AS k(store_id, first, stop, i)
-JOIN scout.gold_silver_changes c
-  ON c.store_id = k.store_id AND c.date_key >= k.first AND c.date_key < k.stop
-WHERE c.kind <> 'items'
+# Changes still waiting (not taken by this transaction) of these stores ($1) between two
+# days ($2 included, $3 not): a group loaded from silver already contains them, and must not
+# count them twice. One pass over the table (no per-range join for the planner to misjudge
+# on a table whose size swings between 0 and a backlog); the ranges are matched in Python.
+WAITING_OF_STORES = f"""
+SELECT {_RETURNING} FROM scout.gold_silver_changes
+WHERE store_id = ANY($1::text[]) AND date_key >= $2 AND date_key < $3 AND kind <> 'items'
 """
 WAITING_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_changes"
 
@@ -111,7 +110,16 @@ async def waiting_of_ranges(
     """Per index into ``ranges`` (store, first day, day after the last): the changes of the
     store's groups still waiting in the capture table (transactions, footfall, spend)."""
     out: dict[int, list[Change]] = {}
-    rows = await conn.fetch(WAITING_OF_RANGES, *(list(c) for c in zip(*ranges, strict=True)))
-    for r in rows:
-        out.setdefault(r["i"] - 1, []).append(Change(*(r[c] for c in COLUMNS)))
+    if not ranges:
+        return out
+    by_store: dict[str, list[int]] = {}
+    for i, (store_id, _, _) in enumerate(ranges):
+        by_store.setdefault(store_id, []).append(i)
+    first = min(r[1] for r in ranges)
+    stop = max(r[2] for r in ranges)
+    for record in await conn.fetch(WAITING_OF_STORES, sorted(by_store), first, stop):
+        change = from_record(record)
+        for i in by_store[change.store_id]:
+            if change.date_key is not None and ranges[i][1] <= change.date_key < ranges[i][2]:
+                out.setdefault(i, []).append(change)
     return out
