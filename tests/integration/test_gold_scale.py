@@ -171,7 +171,7 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
             ("A", "11.00", "S1", mon, 2, "c2"),
             ("C", "33.00", "S1", tue, 2, "c2"),
             ("D", "44.00", "S1", sun, 2, "c5"),
-            ("F", "66.00", "S2", tue, 2, None),
+            ("F", "66.00", "S2", mon, 2, "c1"),  # c1 now in S1 and S2 (other shards) that week
             ("H", "88.00", "S3", mon, 3, "c4"),
         ]  # fmt: skip
         await publish(settings, [(topics.pos, s.encode(), _tx(e, a, s, w, v, c))
@@ -202,6 +202,27 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
         assert (november["transaction_count"], november["median_amount"]) == (4, Decimal("15.5"))
         assert november["unique_customers"] == 3  # c1, c2, c5
         assert s1[(MONTH, date(2026, 12, 1))]["transaction_count"] == 1  # C
+        # The regular customers of the week from 30 Nov over every shard: c1 (B at S1, F at
+        # S2), c2 (A, C), c3 (L2), c4 (H); c1 and c2 repeat.
+        regular = await db.fetchrow(
+            "SELECT * FROM scout.gold_customer_insights_rollups WHERE period = 'week' "
+            "AND period_start = '2026-11-30' AND segment = 'regular'"
+        )
+        assert (regular["transaction_count"], regular["customers"]) == (6, 4)
+        assert regular["repeat_rate"] == Decimal("0.5000")
+        # An operator's rebuild of every period while the workers run changes nothing.
+        rebuild = subprocess.run(
+            [sys.executable, "-m", "services.cli", "gold", "rebuild", "--from", "2026-11-01"],
+            env=settings_env(settings), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+        await publish(settings, [(topics.pos, b"S3", _tx("G", "71.00", "S3", mon, 2))])
+        await wait_for(lambda: db.fetchval(
+            "SELECT amount = 71.00 FROM scout.silver_transactions_cleaned WHERE event_id = 'G'"
+        ), timeout=60)  # fmt: skip
+        await until_gold_settles(db)
+        await _all_recomputations(db)
+        _verify(settings)
     finally:
         for service in services:
             service.stop()
