@@ -26,10 +26,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.bronze import Scenario, scenario, start, stop, wait_ready
+from bench.bronze import Scenario, http_get, scenario, start, stop, wait_ready
 from bench.common import count, generator, load1, load_masters, median, publish_all, wait_count
 from bench.cpu_share import cpu_ticks, socket_owners
 from services.common.settings import load_settings
+from services.gold_aggregator.shards import SHARDS
 
 TICKS = os.sysconf("SC_CLK_TCK")
 WAITING = "SELECT count(*) FROM scout.gold_silver_changes"
@@ -44,7 +45,9 @@ class Round:
     transactions: int  # in silver
     changes: int  # waiting for gold when it started
     landed_s: float  # bronze + silver over the backlog
-    gold_s: float  # gold replicas over the changes
+    gold_s: float  # gold replicas over the changes, from the first replica ready
+    settled_changes: int  # changes still waiting once every replica owned shards
+    settled_s: float  # from then until none was left
     cpu_us: dict[str, float]  # per stage ("bronze", "pg<-silver", …): µs over its phase
 
     def per_record(self, stage: str) -> float:
@@ -123,15 +126,32 @@ async def one_round(s: Scenario, gold: int, records: int, seed: int, logs: Path)
             await wait_ready(port, proc, timeout=120)
             cpu.ready(proc.pid, "gold")
             started = started or time.monotonic()  # the first replica ready starts the work
+        # The group has settled when the replicas' shards add up to all of them, each some:
+        # from then on the rate is the N-replica rate (before, a join's rebalance).
+        while True:
+            owned = [_owned(port) for _, port in golds]
+            if sum(owned) == SHARDS and all(owned):
+                break
+            await asyncio.sleep(0.1)
+        settled_at, settled_changes = time.monotonic(), await count(s.url, WAITING)
         await wait_count(s.url, f"SELECT (({WAITING}) = 0 AND ({SILVER_TX}) > 0)::int", 1,
                          timeout=900, procs=procs, interval=0.2)  # fmt: skip
         gold_s = time.monotonic() - started
+        settled_s = time.monotonic() - settled_at
         used |= cpu.us("gold")
         transactions = await count(s.url, SILVER_TX)
     finally:
         for proc in procs:
             stop(proc)
-    return Round(gold, records, transactions, changes, landed_s, gold_s, used)
+    return Round(gold, records, transactions, changes, landed_s, gold_s, settled_changes,
+                 settled_s, used)  # fmt: skip
+
+
+def _owned(port: int) -> int:
+    for line in http_get(port, "/metrics").splitlines():
+        if line.startswith("scout_gold_shards_owned "):
+            return int(float(line.split()[1]))
+    return 0
 
 
 def report(rounds: list[Round], loads: tuple[float, float]) -> str:
@@ -139,8 +159,8 @@ def report(rounds: list[Round], loads: tuple[float, float]) -> str:
         f"load average (1 min) before / after: {loads[0]:.2f} / {loads[1]:.2f}",
         "",
         "| gold replicas | records | silver tx | changes | bronze+silver s | gold s "
-        "| gold tx/s | gold changes/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| gold tx/s | gold changes/s | changes/s once settled |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for k in sorted({r.gold for r in rounds}):
         mine = [r for r in rounds if r.gold == k]
@@ -149,7 +169,8 @@ def report(rounds: list[Round], loads: tuple[float, float]) -> str:
         lines.append(
             f"| {k} | {mine[0].records:,} | {tx:,} | {ch:,} "
             f"| {median([r.landed_s for r in mine]):.1f} | {gold_s:.1f} "
-            f"| {tx / gold_s:,.0f} | {ch / gold_s:,.0f} |"
+            f"| {tx / gold_s:,.0f} | {ch / gold_s:,.0f} "
+            f"| {median([r.settled_changes / max(r.settled_s, 1e-9) for r in mine]):,.0f} |"
         )
     stages = ["bronze", "pg<-bronze", "silver", "pg<-silver", "gold", "pg<-gold"]
     lines += ["", "CPU µs per record (bronze, silver: per published record; gold: per silver "
@@ -174,7 +195,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 async with scenario(base, f"scale{gold}", work) as s:
                     r = await one_round(s, gold, args.records, seed=100 + i, logs=work)
                 print(f"round {i + 1}, {gold} gold: {r.transactions:,} tx, {r.changes:,} "
-                      f"changes in {r.gold_s:.1f} s; bronze+silver {r.landed_s:.1f} s",
+                      f"changes in {r.gold_s:.1f} s ({r.settled_changes:,} in the last "
+                      f"{r.settled_s:.1f} s, once settled); bronze+silver {r.landed_s:.1f} s",
                       flush=True)  # fmt: skip
                 rounds.append(r)
     print(report(rounds, (before, load1())))
