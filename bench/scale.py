@@ -148,7 +148,11 @@ async def one_round(s: Scenario, gold: int, records: int, seed: int, logs: Path)
 
 
 def _owned(port: int) -> int:
-    for line in http_get(port, "/metrics").splitlines():
+    try:
+        text = http_get(port, "/metrics")
+    except OSError:  # a flush of a large backlog holds the worker's loop: ask again
+        return 0
+    for line in text.splitlines():
         if line.startswith("scout_gold_shards_owned "):
             return int(float(line.split()[1]))
     return 0
