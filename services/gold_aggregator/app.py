@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import faust
@@ -51,6 +52,7 @@ LAYER = "gold"
 FLUSH_S = 0.5
 FLUSH_DUTY_CYCLE = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
+SHARDS_PER_FLUSH = 8  # shards per flush transaction
 VERIFY_DAYS = 35
 CHANGES = "gold_silver_changes"  # the label of the records consumed: silver's changes taken
 
@@ -69,21 +71,31 @@ class GoldAggregator:
 
     async def flush(self) -> int:
         """Apply the captured silver changes of this replica's shards until none is left;
-        returns the local days flushed."""
+        returns the local days flushed (summed over the shard batches)."""
         if time.monotonic() < self._not_before:
             return 0
+        shards = self.owned()
+        GOLD_SHARDS_OWNED.set(len(shards))
+        self.windows.keep_only(shards)  # shards that moved away
+        self._windows_of &= shards
         started, total = time.perf_counter(), 0
-        while True:
-            n = await retry(self._flush_once, what="gold flush",
-                            retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
-                            on_retry=self._flush_failed)  # fmt: skip
-            total += n
-            if n < CLAIM_DAYS:
-                # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must
-                # not starve silver and bronze of the CPU).
-                spent = time.perf_counter() - started
-                self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
-                return total
+        ordered = sorted(shards)
+        # A few shards per transaction: a backlog is then many short flushes, between which
+        # the worker's loop runs (a rebalance, /metrics), not one that holds it for seconds.
+        for i in range(0, len(ordered), SHARDS_PER_FLUSH):
+            batch = frozenset(ordered[i : i + SHARDS_PER_FLUSH])
+            while True:
+                n = await retry(partial(self._flush_once, batch), what="gold flush",
+                                retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
+                                on_retry=self._flush_failed)  # fmt: skip
+                total += n
+                if n < CLAIM_DAYS:
+                    break
+        # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
+        # starve silver and bronze of the CPU).
+        spent = time.perf_counter() - started
+        self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
+        return total
 
     def _flush_failed(self, exc: BaseException) -> None:
         # State that did not add up is reloaded on the retry; it says nothing of the database.
@@ -94,9 +106,8 @@ class GoldAggregator:
         self.business.forget()
         self.days.forget()
 
-    async def _flush_once(self) -> int:
-        shards = self.owned()
-        GOLD_SHARDS_OWNED.set(len(shards))
+    async def _flush_once(self, batch: frozenset[int]) -> int:
+        shards = batch & self.owned()  # still ours (a rebalance may have begun meanwhile)
         if not shards:  # rebalancing, or a replica beyond the partition count
             return 0
         gained = shards - self._windows_of
@@ -120,10 +131,9 @@ class GoldAggregator:
         finally:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))
         self.ctx.db_ok()
-        self.windows.keep_only(shards)
         self.windows.replace(windows)
         self.windows.apply(claimed, skip=gained)
-        self._windows_of = shards
+        self._windows_of |= shards
         if flushed is None:
             return 0
         self._observe(claimed, flushed, day_rows, time.perf_counter() - started)
