@@ -107,7 +107,9 @@ class GoldAggregator:
         self.days.forget()
 
     async def _flush_once(self, batch: frozenset[int]) -> int:
-        shards = batch & self.owned()  # still ours (a rebalance may have begun meanwhile)
+        owned = self.owned()
+        GOLD_SHARDS_OWNED.set(len(owned))
+        shards = batch & owned  # still ours (a rebalance may have begun meanwhile)
         if not shards:  # rebalancing, or a replica beyond the partition count
             return 0
         gained = shards - self._windows_of
