@@ -1,7 +1,7 @@
 """``scout run silver`` with wall-clock timers around each step of a batch (bench only).
 
 Wraps, in-process and without changing ``services/``: the master-data lookup, ``refine``,
-``repo.write`` (the database transaction's statements), ``announce`` (the handoff to gold)
+``repo.write`` (the database transaction's statements)
 and the unknown-store re-check; every 10 s the totals go to the log (stderr) as one line.
 Used by ``bench/gold.py --silver-module bench.timed_silver_worker`` to see where a
 streaming batch spends its time.
@@ -64,7 +64,6 @@ def timed_sync(name: str, fn: Any) -> Any:
 def main() -> int:
     p = pipeline.SilverPipeline
     p.process = timed_async("0_process", p.process)  # type: ignore[method-assign]
-    p.announce = timed_async("4_announce", p.announce)  # type: ignore[method-assign]
     p._observe = timed_sync("5_observe", p._observe)  # type: ignore[method-assign]
     pipeline.MasterData.ensure = timed_async(  # type: ignore[method-assign]
         "1_master_ensure", pipeline.MasterData.ensure

@@ -114,7 +114,7 @@ SELECT
   (SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NULL) AS quarantined,
   (SELECT count(*) FROM scout.gold_business_metrics) AS gold,
   (SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics) AS gold_tx,
-  (SELECT count(*) FROM scout.gold_pending_groups) AS gold_pending
+  (SELECT count(*) FROM scout.gold_silver_changes) AS gold_pending
 """
 RULES_QUERY = """
 SELECT rule, count(*) AS n FROM scout.silver_quarantine WHERE resolved_at IS NULL

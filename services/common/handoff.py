@@ -1,12 +1,14 @@
-"""Messages between the services on the internal topics, carried in batches.
+"""Messages between the services on the internal topic, carried in batches.
 
 Faust's per-message cost is paid once per *source* record at the bronze edge; from there on
-one internal message carries a whole batch, so silver and gold handle thousands of records
-per Faust event.
+one internal message carries a whole batch, so silver handles thousands of records per
+Faust event.
 
 - ``bronze-landed``: the bronze rows a batch landed (id, source, Kafka time, batch info and
   the raw JSON text exactly as stored), so silver needs no read-back from PostgreSQL.
-- ``silver-changes``: the (store, local day) groups a silver batch changed, for gold.
+
+Silver hands nothing to gold through Kafka: gold reads the changes silver's triggers capture
+in PostgreSQL (``services/gold_aggregator/changes.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -120,39 +122,3 @@ def dump_exact_json(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value)
-
-
-@dataclass(frozen=True)
-class ChangedGroups:
-    """Groups a silver batch changed: gold recomputes exactly these.
-
-    ``store_sales`` (store → transactions, revenue of the rows written) feeds gold's live
-    rolling windows; ``oldest_event_ms`` (the oldest source Kafka time in the batch) its
-    freshness.
-    """
-
-    store_days: frozenset[tuple[str, date]]
-    oldest_event_ms: int | None = None
-    store_sales: tuple[tuple[str, int, Decimal], ...] = ()
-
-    def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "v": HANDOFF_VERSION,
-                "store_days": sorted([s, d.isoformat()] for s, d in self.store_days),
-                "oldest_event_ms": self.oldest_event_ms,
-                "store_sales": [[s, n, str(r)] for s, n, r in self.store_sales],
-            },
-            separators=(",", ":"),
-        ).encode()
-
-    @classmethod
-    def decode(cls, message: bytes) -> ChangedGroups:
-        body = json.loads(message)
-        if body.get("v") != HANDOFF_VERSION:
-            raise ValueError(f"unknown silver-changes message version {body.get('v')!r}")
-        return cls(
-            store_days=frozenset((s, date.fromisoformat(d)) for s, d in body["store_days"]),
-            oldest_event_ms=body.get("oldest_event_ms"),
-            store_sales=tuple((s, int(n), Decimal(r)) for s, n, r in body.get("store_sales", ())),
-        )

@@ -32,6 +32,11 @@ from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Gold's shards (scout.gold_shard, schemas/sql/0070) = the partitions of the gold-shards
+# topic: one partition per shard, so the group's assignor spreads them evenly over any
+# number of gold replicas up to this (services/gold_aggregator/shards.py).
+GOLD_SHARDS = 64
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -67,9 +72,11 @@ class Topics:
         return f"{self.prefix}internal.bronze-landed"
 
     @property
-    def silver_changes(self) -> str:
-        """Batches of changed silver keys, silver → gold."""
-        return f"{self.prefix}internal.silver-changes"
+    def gold_shards(self) -> str:
+        """Gold replicas' consumer group membership: partition p owns the gold shards
+        s % partitions == p. Nothing is written to it (silver → gold goes through
+        PostgreSQL, services/gold_aggregator/changes.py)."""
+        return f"{self.prefix}internal.gold-shards"
 
     @property
     def sources(self) -> tuple[str, str, str]:
@@ -80,7 +87,7 @@ class Topics:
         return (self.master_stores, self.master_products)
 
     def all(self) -> tuple[str, ...]:
-        return (*self.sources, *self.compacted, self.bronze_landed, self.silver_changes)
+        return (*self.sources, *self.compacted, self.bronze_landed, self.gold_shards)
 
     def source_system(self, topic: str) -> str:
         """``pos`` / ``api`` / ``iot`` for a source topic."""
@@ -212,7 +219,9 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
         new = [
             NewTopic(
                 name,
-                num_partitions=settings.topic_partitions,
+                num_partitions=GOLD_SHARDS
+                if name == topics.gold_shards
+                else settings.topic_partitions,
                 replication_factor=1,
                 topic_configs=({"cleanup.policy": "compact"} if name in topics.compacted else {})
                 | {"max.message.bytes": str(16 * 1024 * 1024)},

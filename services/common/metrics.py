@@ -111,15 +111,19 @@ GOLD_FROM_SILVER = Histogram(
     "Silver's transaction (change captured) to the gold group updated and visible",
     buckets=FRESHNESS_BUCKETS,
 )
-GOLD_PENDING_GROUPS = Gauge(
-    "scout_gold_pending_groups", "Gold groups waiting to be recomputed", ["kind"]
+GOLD_WAITING_CHANGES = Gauge(
+    "scout_gold_waiting_changes",
+    "Changes silver's triggers captured that gold has not applied yet (gold_silver_changes)",
+)
+GOLD_SHARDS_OWNED = Gauge(
+    "scout_gold_shards_owned", "Gold shards (of 64) whose changes this replica takes"
 )
 GOLD_GROUPS_LOADED = Counter(
     "scout_gold_groups_loaded_total",
-    "Gold (store, day) groups built from silver (new to the worker, restarted, or stale)",
+    "Gold (store, period) groups built from silver (new to the worker, restarted, or stale)",
 )
 GOLD_GROUPS_IN_MEMORY = Gauge(
-    "scout_gold_groups_in_memory", "Gold (store, day) groups whose exact state a worker holds"
+    "scout_gold_groups_in_memory", "Gold (store, period) groups whose exact state a worker holds"
 )
 EVENT_LATENESS = Histogram(
     "scout_event_lateness_seconds",

@@ -4,6 +4,13 @@ Each file runs in its own transaction under a session advisory lock, and is reco
 its checksum in ``public.scout_schema_migrations``. Re-running applies nothing; a failing
 file rolls back completely and stops the run; an applied file that was edited afterwards is
 refused (write a new migration instead).
+
+Policy: a migration that has been released (merged into main) is never edited, not even a
+comment — its checksum is recorded in every database it ran on, and an edit would either be
+refused there or, worse, differ silently between databases migrated before and after it.
+Every change is a new numbered file: ``ALTER``, ``CREATE OR REPLACE`` (a view or function
+re-created whole in the new file), or a data fix. Number ranges are handed out per branch so
+parallel work never collides; files apply in number order.
 """
 
 from __future__ import annotations

@@ -1,31 +1,28 @@
-"""Gold Faust worker: keep the gold tables from silver's changes, in flush loops.
+"""Gold Faust worker: keep the gold tables from silver's changes, in flush loops, for the
+shards this replica owns.
 
 Every gold table is kept incrementally: every 0.5 s a flush takes the changes silver's
-triggers captured (in silver's own transactions, so a crash of either side loses none) and
-applies them to the exact state in memory of each (store, day) group (:mod:`incremental`) and
-of each local day (:mod:`day_tables`), so its cost follows the changes, not the size of the
-day. A second timer reconciles gold with a from-scratch recomputation and exports
-mismatches.
-
-The live rolling windows (transactions and revenue per store over the last 15 minutes,
-hopping by a minute) are Faust tables, served as JSON at ``/gold/rolling``.
+triggers captured for this replica's shards (:mod:`changes`, :mod:`shards`: Kafka's
+consumer group on the gold-shards topic assigns them) and applies them — to the exact
+state in memory of each (store, day / week / month) group (:mod:`incremental`), to the
+shards' partial sums of the day-wide grains (:mod:`day_tables`) and, once committed, to the
+live rolling windows (:mod:`rolling`, served as JSON at ``/gold/rolling``). Its cost follows
+the changes, not the size of the period. A second timer reconciles gold with a
+from-scratch recomputation and exports mismatches.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import faust
 
-from services.common.batching import consume_in_batches, run_batch
-from services.common.handoff import ChangedGroups
+from services.common.batching import run_batch
 from services.common.kafka import make_app, topics_for
 from services.common.lifecycle import TRANSIENT_DB_ERRORS, retry
 from services.common.metrics import (
@@ -35,16 +32,19 @@ from services.common.metrics import (
     GOLD_GROUPS_IN_MEMORY,
     GOLD_GROUPS_LOADED,
     GOLD_GROUPS_UPDATED,
-    GOLD_PENDING_GROUPS,
     GOLD_RECONCILIATION_MISMATCHES,
+    GOLD_SHARDS_OWNED,
+    GOLD_WAITING_CHANGES,
     RECORDS_CONSUMED,
     RECORDS_WRITTEN,
 )
 from services.common.service import ServiceContext
 from services.common.settings import Settings
-from services.gold_aggregator import repo
+from services.gold_aggregator import repo, rolling
+from services.gold_aggregator.changes import Change
 from services.gold_aggregator.day_tables import DayTables
-from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
+from services.gold_aggregator.incremental import BusinessMetrics, Flushed, claim_changes
+from services.gold_aggregator.shards import SHARDS, owned_shards
 from services.gold_aggregator.state import InconsistentState
 
 log = logging.getLogger(__name__)
@@ -52,145 +52,149 @@ LAYER = "gold"
 FLUSH_S = 0.5
 FLUSH_DUTY_CYCLE = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
+SHARDS_PER_FLUSH = 8  # shards per flush transaction
 VERIFY_DAYS = 35
-WINDOW_S, HOP_S = 900.0, 60.0
+CHANGES = "gold_silver_changes"  # the label of the records consumed: silver's changes taken
+
+Owned = Callable[[], frozenset[int]]
 
 
 class GoldAggregator:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, owned: Owned) -> None:
         self.ctx = ctx
+        self.owned = owned
         self._not_before = 0.0
         self.business = BusinessMetrics()
         self.days = DayTables()
+        self.windows = rolling.RollingWindows()
+        self._windows_of: frozenset[int] = frozenset()  # shards whose windows are held
 
     async def flush(self) -> int:
-        """Apply the captured silver changes to the gold tables until none is left; returns
-        the local days flushed."""
+        """Apply the captured silver changes of this replica's shards until none is left;
+        returns the local days flushed (summed over the shard batches)."""
         if time.monotonic() < self._not_before:
             return 0
+        shards = self.owned()
+        GOLD_SHARDS_OWNED.set(len(shards))
+        self.windows.keep_only(shards)  # shards that moved away
+        self._windows_of &= shards
         started, total = time.perf_counter(), 0
-        while True:
-            n = await retry(self._flush_once, what="gold flush",
-                            retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
-                            on_retry=self._flush_failed)  # fmt: skip
-            total += n
-            if n < CLAIM_DAYS:
-                # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must
-                # not starve silver and bronze of the CPU).
-                spent = time.perf_counter() - started
-                self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
-                return total
+        ordered = sorted(shards)
+        # A few shards per transaction: a backlog is then many short flushes, between which
+        # the worker's loop runs (a rebalance, /metrics), not one that holds it for seconds.
+        for i in range(0, len(ordered), SHARDS_PER_FLUSH):
+            batch = frozenset(ordered[i : i + SHARDS_PER_FLUSH])
+            while True:
+                n = await retry(partial(self._flush_once, batch), what="gold flush",
+                                retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
+                                on_retry=self._flush_failed)  # fmt: skip
+                total += n
+                if n < CLAIM_DAYS:
+                    break
+        # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
+        # starve silver and bronze of the CPU).
+        spent = time.perf_counter() - started
+        self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
+        return total
 
     def _flush_failed(self, exc: BaseException) -> None:
         # State that did not add up is reloaded on the retry; it says nothing of the database.
         if not isinstance(exc, InconsistentState):
             self.ctx.db_failed(exc)
 
-    async def _flush_once(self) -> int:
+    def forget(self) -> None:
+        self.business.forget()
+        self.days.forget()
+
+    async def _flush_once(self, batch: frozenset[int]) -> int:
+        owned = self.owned()
+        GOLD_SHARDS_OWNED.set(len(owned))
+        shards = batch & owned  # still ours (a rebalance may have begun meanwhile)
+        if not shards:  # rebalancing, or a replica beyond the partition count
+            return 0
+        gained = shards - self._windows_of
         pool = await self.ctx.pool()
         started = time.perf_counter()
+        windows: dict[int, rolling.Buckets] = {}
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                claimed = await claim_changes(conn, CLAIM_DAYS)
+                claimed = await claim_changes(conn, CLAIM_DAYS, sorted(shards))
+                if gained:
+                    windows = await rolling.load(conn, gained)
                 if not claimed:
-                    return 0
-                flushed = await self.business.apply(conn, claimed)
-                day_rows = await self.days.apply(conn, claimed)
+                    flushed = None
+                else:
+                    flushed = await self.business.apply(conn, claimed)
+                    day_rows = await self.days.apply(conn, claimed)
         except BaseException:
             # The changes taken return with the rollback; the state they touched may not.
-            self.business.forget()
-            self.days.forget()
+            self.forget()
             raise
         finally:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))
         self.ctx.db_ok()
+        self.windows.replace(windows)
+        self.windows.apply(claimed, skip=gained)
+        self._windows_of |= shards
+        if flushed is None:
+            return 0
+        self._observe(claimed, flushed, day_rows, time.perf_counter() - started)
+        return len({c.date_key for c in claimed})
+
+    def _observe(
+        self, claimed: list[Change], flushed: Flushed, day_rows: int, seconds: float
+    ) -> None:
         now = datetime.now(UTC)
-        BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
+        RECORDS_CONSUMED.labels(LAYER, CHANGES).inc(len(claimed))
+        BATCH_FLUSH.labels(LAYER).observe(seconds)
         GOLD_GROUPS_UPDATED.labels("gold_business_metrics").observe(flushed.written)
+        GOLD_GROUPS_UPDATED.labels("gold_business_metrics_rollups").observe(flushed.rollup_written)
         GOLD_GROUPS_UPDATED.labels("day_tables").observe(day_rows)
         RECORDS_WRITTEN.labels(LAYER, "gold_business_metrics").inc(flushed.written)
+        RECORDS_WRITTEN.labels(LAYER, "gold_business_metrics_rollups").inc(flushed.rollup_written)
         RECORDS_WRITTEN.labels(LAYER, "day_tables").inc(day_rows)
-        GOLD_GROUPS_LOADED.inc(flushed.loaded)
+        GOLD_GROUPS_LOADED.inc(flushed.loaded + flushed.rollup_loaded)
         for oldest in flushed.oldest_event_at:
             FRESHNESS.labels(LAYER).observe(max(0.0, (now - oldest).total_seconds()))
         for captured in flushed.captured_at:
             GOLD_FROM_SILVER.observe(max(0.0, (now - captured).total_seconds()))
-        return len({r["date_key"] for r in claimed})
 
     async def verify(self) -> dict[str, int]:
         pool = await self.ctx.pool()
         since = date.today() - timedelta(days=VERIFY_DAYS)
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             result = await repo.mismatches(conn, since)
-            pending = await repo.pending_counts(conn)
+            waiting = await repo.waiting_changes(conn)
         for table, n in result.items():
             GOLD_RECONCILIATION_MISMATCHES.labels(table).set(n)
-        for kind, n in pending.items():
-            GOLD_PENDING_GROUPS.labels(kind).set(n)
+        GOLD_WAITING_CHANGES.set(waiting)
         return result
-
-
-class ChangelogMetadata:
-    """Faust writes a table's changelog with the producer's cached metadata, without waiting:
-    on changelog topics it has just created the cache may not know them yet, and the write
-    raises TypeError. :meth:`wait` waits (a timeout is retried as transient) until it does."""
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-        self.known = False
-
-    async def wait(self) -> None:
-        if self.known:
-            return
-        producer: Any = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-        for table in list(self.app.tables.values()):
-            await producer.partitions_for(table.changelog_topic.get_topic_name())
-        self.known = True
 
 
 def build_app(settings: Settings) -> faust.App:
     app = make_app(settings, LAYER)
     topics = topics_for(settings)
-    ctx = ServiceContext(settings, LAYER, app, (topics.silver_changes,))
-    gold = GoldAggregator(ctx)
-    changes = app.topic(topics.silver_changes, value_type=bytes, key_type=bytes)
-    # JSON for the table keys and values (the app's default serializer is raw bytes).
-    schema: Any = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-    expires = timedelta(seconds=WINDOW_S + HOP_S)
-    revenue = (
-        app.Table("rolling-revenue", default=float, schema=schema,
-                  partitions=settings.topic_partitions, use_partitioner=True)
-        .hopping(WINDOW_S, HOP_S, expires=expires, key_index=True).relative_to_now()
-    )  # fmt: skip
-    count = (
-        app.Table("rolling-transactions", default=int, schema=schema,
-                  partitions=settings.topic_partitions, use_partitioner=True)
-        .hopping(WINDOW_S, HOP_S, expires=expires, key_index=True).relative_to_now()
-    )  # fmt: skip
+    ctx = ServiceContext(settings, LAYER, app, (topics.gold_shards,))
 
-    changelogs = ChangelogMetadata(app)
+    def owned() -> frozenset[int]:
+        """The shards of the gold-shards partitions Kafka assigned to this replica now."""
+        if app.rebalancing:
+            return frozenset()
+        assigned = [tp.partition for tp in app.consumer.assignment()
+                    if tp.topic == topics.gold_shards]  # fmt: skip
+        count = app.consumer.topic_partitions(topics.gold_shards) or SHARDS
+        return owned_shards(assigned, count)
 
-    async def handle(events: Sequence[Any]) -> None:
-        await changelogs.wait()
-        messages = [ChangedGroups.decode(e.message.value) for e in events]
-        RECORDS_CONSUMED.labels(LAYER, topics.silver_changes).inc(len(messages))
-        # One table update per store and batch (each update writes a changelog record per
-        # window it falls in). The tables partition their changelog by key
-        # (use_partitioner): a store's window lives in one partition.
-        counts: dict[str, int] = defaultdict(int)
-        revenues: dict[str, float] = defaultdict(float)
-        for message in messages:
-            for store_id, n, amount in message.store_sales:
-                counts[store_id] += n
-                revenues[store_id] += float(amount)
-        for store_id, n in counts.items():
-            count[store_id].apply(operator.add, n)
-            revenue[store_id].apply(operator.add, revenues[store_id])
+    gold = GoldAggregator(ctx, owned)
+    # Membership only: nothing is ever written to this topic. Subscribing makes this
+    # replica a member of the group whose coordinator assigns the partitions (shards).
+    shards_topic = app.topic(topics.gold_shards, value_type=bytes, key_type=bytes,
+                             partitions=SHARDS)  # fmt: skip
 
-    @app.agent(changes, name="gold-changes")
-    async def changes_agent(stream: Any) -> None:
-        await consume_in_batches(stream, handle, layer=LAYER, max_records=200,
-                                 within_s=settings.batch_wait_s)  # fmt: skip
+    @app.agent(shards_topic, name="gold-shards")
+    async def membership(stream: Any) -> None:
+        async for _ in stream:
+            pass
 
     @app.timer(interval=FLUSH_S, name="gold-flush")
     async def flush() -> None:
@@ -198,22 +202,22 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=settings.gold_verify_interval_s, name="gold-verify")
     async def verify() -> None:
+        # One replica reconciles (the owner of shard 0): the comparison covers every shard,
+        # and N replicas running it would only multiply its cost.
+        if 0 not in owned():
+            return
         result = await gold.verify()
         if any(result.values()):
             log.error("gold differs from silver: %s", result)
 
     @app.page("/gold/rolling")
-    async def rolling(web: Any, request: Any) -> Any:
-        stores: dict[str, dict[str, Any]] = {}
-        for store_id in count.keys():  # noqa: SIM118 - windowed table: keys of the window now
-            entry = stores.setdefault(store_id, {"transactions": 0, "revenue": Decimal(0)})
-            entry["transactions"] += count[store_id].now()
-            entry["revenue"] += Decimal(str(revenue[store_id].now()))
+    async def rolling_page(web: Any, request: Any) -> Any:
+        stores = gold.windows.now()
         body = {
-            "window_seconds": WINDOW_S, "hop_seconds": HOP_S,
-            "stores": {s: {"transactions": v["transactions"],
-                           "revenue": str(round(v["revenue"], 2))}
-                       for s, v in sorted(stores.items())},
+            "window_seconds": rolling.WINDOW_S, "hop_seconds": rolling.HOP_S,
+            "shards": sorted(gold.owned()),
+            "stores": {s: {"transactions": n, "revenue": str(round(r, 2))}
+                       for s, (n, r) in sorted(stores.items())},
         }  # fmt: skip
         return web.json(body)
 

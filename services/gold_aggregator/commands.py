@@ -12,6 +12,7 @@ from services.common.db import create_pool
 from services.common.progress import Progress
 from services.common.settings import Settings
 from services.gold_aggregator import repo
+from services.gold_aggregator.periods import PERIODS
 
 CHUNK = 2000
 
@@ -41,23 +42,27 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
         pool = await create_pool(settings, "gold")
         started = time.monotonic()
         try:
-            async with pool.acquire() as conn:
-                store_days = await repo.all_store_days(conn, args.from_date)
-                days = await repo.all_days(conn, args.from_date)
-            print(f"rebuilding {len(store_days):,} store-days and {len(days):,} days", flush=True)
-            meter = Progress(len(store_days), "store-days", quiet=settings.log_format == "json")
-            for i in range(0, len(store_days), CHUNK):
-                async with pool.acquire() as conn, conn.transaction():
-                    await repo.refresh_store_days(conn, store_days[i : i + CHUNK])
-                if meter.active:
-                    meter.advance(len(store_days[i : i + CHUNK]))
-                    continue
-                print(f"  store-days {min(i + CHUNK, len(store_days)):,}/{len(store_days):,}",
+            quiet = settings.log_format == "json"
+            for period in PERIODS:
+                async with pool.acquire() as conn:
+                    groups = await repo.all_store_periods(conn, period, args.from_date)
+                    starts = await repo.all_periods(conn, period, args.from_date)
+                print(f"rebuilding {len(groups):,} store-{period}s and {len(starts):,} {period}s",
                       flush=True)  # fmt: skip
-            meter.finish()
-            for i in range(0, len(days), 31):
-                async with pool.acquire() as conn, conn.transaction():
-                    await repo.refresh_days(conn, days[i : i + 31])
+                meter = Progress(len(groups), f"store-{period}s", quiet=quiet)
+                for i in range(0, len(groups), CHUNK):
+                    async with pool.acquire() as conn, conn.transaction():
+                        await repo.refresh_store_periods(conn, period, groups[i : i + CHUNK])
+                    if meter.active:
+                        meter.advance(len(groups[i : i + CHUNK]))
+                        continue
+                    print(f"  store-{period}s {min(i + CHUNK, len(groups)):,}/{len(groups):,}",
+                          flush=True)  # fmt: skip
+                meter.finish()
+                for i in range(0, len(starts), 31):
+                    # Its own transaction: it locks the capture table before anything else.
+                    async with pool.acquire() as conn, conn.transaction():
+                        await repo.refresh_periods(conn, period, starts[i : i + 31])
             print(f"gold rebuilt in {time.monotonic() - started:.1f}s")
             return 0
         finally:
@@ -76,7 +81,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await pool.close()
         for table, n in result.items():
-            print(f"{table:<32} {n:>6} mismatches")
+            print(f"{table:<40} {n:>6} mismatches")
         total = sum(result.values())
         print(f"gold since {since}: {'OK, equals silver' if total == 0 else f'{total} mismatches'}")
         return 0 if total == 0 else 1

@@ -1,10 +1,16 @@
-"""Keep the day-wide gold tables incrementally from the changes captured in silver.
+"""Keep the day-wide gold tables' grains — customer segment, region and city, category
+and brand — for days, weeks and months, as partial sums per shard.
 
-The same rules as :mod:`incremental` (read it first), per local day instead of per
-(store, day): a day's state is trusted only at the revision this worker wrote last
-(``gold_day_revisions``), otherwise it is loaded from silver in the flush's snapshot; a
-failed flush forgets everything. A touched day's rows are rewritten from its sums: a few
-rows per segment, city and brand, whatever the day's volume.
+A replica adds the changes it takes to the partial sums of their shard
+(``gold_partial_segments``, ``gold_partial_places``, ``gold_partial_brands``), in the
+transaction that takes them, one row per (period, key, shard): two replicas never write the
+same row, and a change is counted once because it is deleted from the capture table in the
+same transaction. The tables the readers see (``gold_customer_insights`` … and their
+``_rollups``) are views that combine every shard's sums (schemas/sql/0071): a customer's
+transactions are summed over the shards before the customer is counted, so distinct
+customers and repeat rates stay exact across replicas, and so do shares and ranks.
+
+Nothing is held in memory here, so nothing needs reloading when a shard moves.
 """
 
 from __future__ import annotations
@@ -12,91 +18,80 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
 import asyncpg
 
 from services.gold_aggregator import sql
-from services.gold_aggregator.day_state import ITEMS, Brand, DayChange, DayState, Place, Segment
-from services.gold_aggregator.held import Held
-from services.gold_aggregator.state import TRANSACTION
+from services.gold_aggregator.changes import ITEMS, TRANSACTION, Change
+from services.gold_aggregator.periods import BIT, PERIODS, end_of, start_of
+
+Sums = list[int | Decimal]
 
 
 class DayTables:
-    """The days' state in memory and the writes of the three day-wide tables."""
-
-    def __init__(self) -> None:
-        self._days: Held[date, DayState] = Held()
+    """Adds claimed changes to the partial sums of the day-wide grains."""
 
     def forget(self) -> None:
-        self._days.forget()
+        """Nothing to forget: the sums live in the database, in the flush's transaction."""
 
-    async def apply(self, conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]) -> int:
-        """Apply the claimed changes (all visible changes of their days, see
-        ``incremental.claim_changes``) and rewrite the touched days; returns rows written."""
-        changes: dict[date, list[DayChange]] = defaultdict(list)
-        for r in claimed:
-            if r["kind"] == TRANSACTION:
-                changes[r["date_key"]].append(DayChange(
-                    TRANSACTION, r["sign"], r["value"], r["units"], r["store_id"],
-                    r["customer_key"], r["customer_type"], r["region"], r["city"],
-                ))  # fmt: skip
-            elif r["kind"] == ITEMS:
-                changes[r["date_key"]].append(DayChange(
-                    ITEMS, r["sign"], r["value"], r["units"], category=r["category"],
-                    brand=r["brand"], transactions=r["transactions"],
-                ))  # fmt: skip
-        if not changes:
-            return 0
-        days = sorted(changes)
-        revisions = {r["date_key"]: r["revision"]
-                     for r in await conn.fetch(sql.BUMP_DAY_REVISIONS, days)}  # fmt: skip
-        stale = [d for d in days if not self._days.holds(d, revisions[d] - 1)]
-        loaded = await load_days(conn, stale) if stale else {}
+    async def apply(self, conn: asyncpg.Connection, claimed: Sequence[Change]) -> int:
+        """Add the claimed changes to their shards' partial sums; returns rows written."""
+        segments: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
+        places: dict[tuple[str, date, str, str, str, int], Sums] = defaultdict(lambda: [0, 0])
+        brands: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
+        for c in claimed:
+            if c.kind not in (TRANSACTION, ITEMS) or c.date_key is None:
+                continue
+            for period in PERIODS:
+                if c.rebuilt & BIT[period]:  # a rebuild already counted it in this period
+                    continue
+                first = start_of(period, c.date_key)
+                if c.kind == TRANSACTION:
+                    _add(segments[(period, first, c.customer_type or "", c.customer_key or "",
+                                   c.shard)], c.sign, 1, c.value, c.units or 0)  # fmt: skip
+                    _add(places[(period, first, c.region or "", c.city or "", c.store_id,
+                                 c.shard)], c.sign, 1, c.value)  # fmt: skip
+                else:
+                    _add(brands[(period, first, c.category or "", c.brand or "", c.shard)],
+                         c.sign, c.units or 0, c.value, c.transactions or 0)  # fmt: skip
         written = 0
-        for day in days:
-            state = loaded.get(day)
-            if state is None:
-                state = self._days[day]
-                state.apply(changes[day])
-            self._days.put(day, state, revisions[day])
-            written += await write_day(conn, day, state)
-        self._days.evict_idle()
+        for statement, sums in ((sql.UPSERT_PARTIAL_SEGMENTS, segments),
+                                (sql.UPSERT_PARTIAL_PLACES, places),
+                                (sql.UPSERT_PARTIAL_BRANDS, brands)):  # fmt: skip
+            if sums:
+                rows = [(*key, *values) for key, values in sorted(sums.items())]
+                status = await conn.execute(statement, *(list(c) for c in zip(*rows, strict=True)))
+                written += int(status.rsplit(" ", 1)[1])
+        # Rows left at zero, of the touched periods and shards only (the others' rows are
+        # another replica's).
+        touched = sorted({(*key[:2], key[-1]) for sums in (segments, places, brands)
+                          for key in sums})  # fmt: skip
+        if touched:
+            for drop in sql.DROP_EMPTY_PARTIALS:
+                await conn.execute(drop, *(list(c) for c in zip(*touched, strict=True)))
         return written
 
 
-async def write_day(conn: asyncpg.Connection, day: date, state: DayState) -> int:
-    """Replace the day's rows in the three tables by the ones its sums give."""
-    for clear in sql.CLEAR_DAY:
-        await conn.execute(clear, day)
-    written = 0
-    for statement, rows in zip(
-        (sql.WRITE_CUSTOMER_INSIGHTS, sql.WRITE_GEOGRAPHIC, sql.WRITE_PRODUCTS),
-        state.rows(), strict=True,
-    ):  # fmt: skip
-        if rows:
-            status = await conn.execute(statement, day, *(list(c) for c in zip(*rows, strict=True)))
-            written += int(status.rsplit(" ", 1)[1])
-    return written
+def _add(sums: Sums, sign: int, *values: int | Decimal) -> None:
+    for i, value in enumerate(values):
+        sums[i] += sign * value
 
 
-async def load_days(conn: asyncpg.Connection, days: Sequence[date]) -> dict[date, DayState]:
-    """Build the days' state from their silver rows (aggregated in the database)."""
-    states = {day: DayState() for day in days}
-    for r in await conn.fetch(sql.LOAD_DAY_CUSTOMERS, list(days)):
-        segment = states[r["date_key"]].segments.setdefault(r["customer_type"], Segment())
-        segment.transactions += r["n"]
-        segment.revenue += r["revenue"]
-        segment.units += r["units"]
-        if r["customer_key"] is not None:
-            segment.customers[r["customer_key"]] = r["n"]
-            segment.repeaters += r["n"] >= 2
-    for r in await conn.fetch(sql.LOAD_DAY_STORES, list(days)):
-        place = states[r["date_key"]].places.setdefault((r["region"], r["city"]), Place())
-        place.transactions += r["n"]
-        place.revenue += r["revenue"]
-        place.stores[r["store_id"]] = r["n"]
-    for r in await conn.fetch(sql.LOAD_DAY_BRANDS, list(days)):
-        states[r["date_key"]].brands[(r["category"], r["brand"])] = Brand(
-            r["units"], r["revenue"], r["n"]
-        )
-    return states
+async def rebuild(conn: asyncpg.Connection, period: str, starts: Sequence[date]) -> None:
+    """Recompute the partial sums of these periods from silver (``scout gold rebuild``).
+
+    Locks the capture table first (call it before anything else that locks gold rows, in
+    its own transaction): no change can be captured or taken meanwhile, and the ones
+    waiting are marked as counted for this period, so the replicas that take them later
+    apply them to their (store, period) groups only.
+    """
+    if not starts:
+        return
+    await conn.execute(sql.LOCK_CHANGES)
+    args = (period, list(starts), min(starts), end_of(period, max(starts)))
+    for clear in sql.CLEAR_PARTIALS:
+        await conn.execute(clear, *args[:2])
+    for insert in sql.REBUILD_PARTIALS:
+        await conn.execute(insert, *args)
+    await conn.execute(sql.MARK_REBUILT, *args, BIT[period])

@@ -1,7 +1,7 @@
 """The exact states a gold worker holds in memory, with the revision each was written at.
 
-Shared by the (store, day) groups (:mod:`incremental`) and the days (:mod:`day_tables`): a
-state is trusted only at the revision this worker wrote last; states unchanged for a while
+Used for the (store, day / week / month) groups (:mod:`incremental`): a state is trusted
+only at the revision this worker wrote last; states unchanged for a while
 leave memory (they reload from silver when they change again); a failed flush forgets all.
 """
 

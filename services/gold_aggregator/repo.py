@@ -1,4 +1,4 @@
-"""Gold database work: recompute groups and days from silver (rebuild), and verify."""
+"""Gold database work: recompute groups and periods from silver (rebuild), and verify."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import date
 
 import asyncpg
 
-from services.gold_aggregator import sql
+from services.gold_aggregator import changes, day_tables, sql
+from services.gold_aggregator.periods import DAY, PERIODS, start_of
 
-STORE_DAY = "store_day"
-DAY = "day"
+Key = tuple[str, date]
 
 
-async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str, date]]) -> int:
+async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[Key]) -> int:
     """Recompute ``gold_business_metrics`` for these groups from silver; returns rows written
     or deleted. Bumps (and first locks) the groups' revisions, so a running aggregator
     reloads them instead of trusting state that no longer matches the row."""
@@ -26,28 +26,35 @@ async def refresh_store_days(conn: asyncpg.Connection, keys: Sequence[tuple[str,
     return int(row["written"]) + int(row["deleted"])
 
 
-async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> dict[str, int]:
-    """Recompute the day-wide tables for these local days from silver; returns rows per
-    table. Bumps the days' revisions, so a running aggregator reloads them."""
-    await conn.execute(sql.BUMP_DAY_REVISIONS, list(days))
-    written = {}
-    for table, fresh, columns in sql.DAY_TABLES:
-        delete, insert = sql.refresh_day_table(table, fresh, columns)
-        await conn.execute(delete, list(days))
-        status = await conn.execute(insert, list(days))
-        written[table] = int(status.rsplit(" ", 1)[1])
-    return written
+async def refresh_store_periods(conn: asyncpg.Connection, period: str, keys: Sequence[Key]) -> int:
+    """The same for (store, first day of a week or month) groups of the rollups."""
+    if period == DAY:
+        return await refresh_store_days(conn, keys)
+    if not keys:
+        return 0
+    stores, starts = [s for s, _ in keys], [d for _, d in keys]
+    await conn.execute(sql.BUMP_ROLLUP_REVISIONS, stores, starts, period)
+    row = await conn.fetchrow(sql.refresh_business_rollups(period), stores, starts)
+    return int(row["written"]) + int(row["deleted"])
 
 
-async def pending_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """Groups and days with captured changes not applied yet."""
-    return {
-        STORE_DAY: await conn.fetchval(f"SELECT count(*) FROM ({sql.CHANGED_GROUPS}) g"),
-        DAY: await conn.fetchval("SELECT count(DISTINCT date_key) FROM scout.gold_silver_deltas"),
-    }
+async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> None:
+    """Recompute the day-wide tables' partial sums for these local days from silver. Locks
+    the capture table first (see :func:`day_tables.rebuild`)."""
+    await day_tables.rebuild(conn, DAY, sorted(set(days)))
 
 
-async def all_store_days(conn: asyncpg.Connection, since: date) -> list[tuple[str, date]]:
+async def refresh_periods(conn: asyncpg.Connection, period: str, starts: Sequence[date]) -> None:
+    """The same for weeks or months (their first days)."""
+    await day_tables.rebuild(conn, period, sorted(set(starts)))
+
+
+async def waiting_changes(conn: asyncpg.Connection) -> int:
+    """Changes captured and not applied yet."""
+    return int(await conn.fetchval("SELECT count(*) FROM scout.gold_silver_changes"))
+
+
+async def all_store_days(conn: asyncpg.Connection, since: date) -> list[Key]:
     return [(r["store_id"], r["date_key"]) for r in await conn.fetch(sql.ALL_STORE_DAYS, since)]
 
 
@@ -55,7 +62,20 @@ async def all_days(conn: asyncpg.Connection, since: date) -> list[date]:
     return [r["date_key"] for r in await conn.fetch(sql.ALL_DAYS, since)]
 
 
-# Reconciliation: compare each gold table with its recomputation, cell by cell.
+async def all_store_periods(conn: asyncpg.Connection, period: str, since: date) -> list[Key]:
+    if period == DAY:
+        return await all_store_days(conn, since)
+    rows = await conn.fetch(sql.ALL_STORE_PERIODS, since, period)
+    return [(r["store_id"], r["date_key"]) for r in rows]
+
+
+async def all_periods(conn: asyncpg.Connection, period: str, since: date) -> list[date]:
+    if period == DAY:
+        return await all_days(conn, since)
+    return [r["date_key"] for r in await conn.fetch(sql.ALL_PERIODS, since, period)]
+
+
+# Reconciliation: compare each gold table with its recomputation, cell by cell (by position).
 _COMPARE = """
 WITH fresh AS ({fresh}),
 stored AS (SELECT {cols} FROM scout.{table} WHERE {scope}),
@@ -67,29 +87,38 @@ SELECT (SELECT count(*) FROM missing) + (SELECT count(*) FROM extra)
 
 async def mismatches(conn: asyncpg.Connection, since: date) -> dict[str, int]:
     """Rows that differ between gold and a from-scratch recomputation, per table, for the
-    days from ``since``; groups and days whose changes are not applied yet are left out."""
-    changed = await conn.fetch(sql.CHANGED_GROUPS)
-    pending_store_days = {(r["store_id"], r["date_key"]) for r in changed}
-    pending_days = {r["date_key"] for r in changed}
-    store_days = [k for k in await all_store_days(conn, since) if k not in pending_store_days]
-    days = [d for d in await all_days(conn, since) if d not in pending_days]
+    days (and the weeks and months) from ``since``; groups and periods whose changes are not
+    applied yet are left out. Keys: the table names, rollups as ``<table>:<period>``."""
+    waiting = await conn.fetch(changes.WAITING_GROUPS)
     result = {}
-    cols = ", ".join(sql.BUSINESS_COLUMNS)
-    result["gold_business_metrics"] = await conn.fetchval(
-        _COMPARE.format(
-            fresh=f"SELECT {cols} FROM ({sql.BUSINESS_METRICS_FRESH}) f",
-            cols=cols,
-            table="gold_business_metrics",
-            scope="(store_id, date_key) IN (SELECT * FROM unnest($1::text[], $2::date[]))",
-        ),
-        [s for s, _ in store_days],
-        [d for _, d in store_days],
-    )
-    for table, fresh, columns in sql.DAY_TABLES:
-        cols = ", ".join(columns)
-        compare = _COMPARE.format(
-            fresh=f"SELECT {cols} FROM ({fresh}) f", cols=cols, table=table,
-            scope="date_key = ANY($1::date[])",
+    for period in PERIODS:
+        waiting_groups = {(r["store_id"], start_of(period, r["date_key"])) for r in waiting}
+        waiting_periods = {start_of(period, r["date_key"]) for r in waiting}
+        groups = [k for k in await all_store_periods(conn, period, since)
+                  if k not in waiting_groups]  # fmt: skip
+        starts = [d for d in await all_periods(conn, period, since) if d not in waiting_periods]
+        suffix = "" if period == DAY else f":{period}"
+        table = "gold_business_metrics" if period == DAY else "gold_business_metrics_rollups"
+        fresh_cols = ", ".join(sql.BUSINESS_COLUMNS)
+        stored_cols = ", ".join(sql.BUSINESS_COLUMNS if period == DAY else sql.ROLLUP_COLUMNS)
+        start_col = "date_key" if period == DAY else "period_start"
+        scope = f"(store_id, {start_col}) IN (SELECT * FROM unnest($1::text[], $2::date[]))"
+        if period != DAY:
+            scope += f" AND period = '{period}'"
+        result[f"gold_business_metrics{suffix}"] = await conn.fetchval(
+            _COMPARE.format(fresh=f"SELECT {fresh_cols} FROM ({sql.business_fresh(period)}) f",
+                            cols=stored_cols, table=table, scope=scope),
+            [s for s, _ in groups], [d for _, d in groups],
         )  # fmt: skip
-        result[table] = await conn.fetchval(compare, days)
+        for name, fresh, columns in sql.DAY_TABLES:
+            cols = ", ".join(columns)
+            if period == DAY:
+                stored, stored_cols, scope = name, cols, "date_key = ANY($1::date[])"
+            else:
+                stored = f"{name}_rollups"
+                stored_cols = cols.replace("date_key", "period_start")
+                scope = f"period = '{period}' AND period_start = ANY($1::date[])"
+            compare = _COMPARE.format(fresh=f"SELECT {cols} FROM ({fresh(period)}) f",
+                                      cols=stored_cols, table=stored, scope=scope)  # fmt: skip
+            result[f"{name}{suffix}"] = await conn.fetchval(compare, starts)
     return result

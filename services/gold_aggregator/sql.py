@@ -1,20 +1,46 @@
 """Gold SQL, as named constants: how each gold table is computed from silver from scratch
-(``scout gold rebuild`` and the reconciliation of ``scout gold verify``), and the statements
-of the incremental flush (claim the captured changes, load state, write rows).
+(``scout gold rebuild`` and the reconciliation of ``scout gold verify``), for days, weeks
+and months, and the statements of the incremental flush (load state, write rows, add to
+the partial sums). The capture table's own statements live in changes.py.
 
-The incremental path keeps exact state in memory (state.py, day_state.py) and leaves every
-division, window sum and rank to the same SQL expressions as the recomputation, so the two
+The incremental path keeps exact state in memory (state.py) or exact partial sums in the
+database (day_tables.py), and leaves every division, window sum and rank to SQL — the
+recomputation's own expressions, or the day-wide views' (schemas/sql/0071) — so the two
 agree digit for digit; the reconciliation checks it on every run.
 """
 
 from __future__ import annotations
 
-# (store, local day) groups given as two parallel arrays: $1 text[], $2 date[].
-BUSINESS_METRICS_FRESH = """
+
+def _period_of(period: str, column: str) -> str:
+    """SQL for the first day of the ``period`` a local-day ``column`` belongs to."""
+    return column if period == "day" else f"scout.gold_period_start('{period}', {column})"
+
+
+def _in_periods(period: str, column: str) -> str:
+    """SQL: the local-day ``column`` falls in one of the periods starting on the days in $1
+    (with a plain lower bound on the column for its index)."""
+    if period == "day":
+        return f"{column} = ANY($1::date[])"
+    return (f"{_period_of(period, column)} = ANY($1::date[])"
+            f" AND {column} >= (SELECT min(x) FROM unnest($1::date[]) AS x)")  # fmt: skip
+
+
+def _in_group(period: str, column: str) -> str:
+    """SQL: ``column`` (a local day) falls in the period that starts on k.date_key."""
+    if period == "day":
+        return f"{column} = k.date_key"
+    return f"{column} >= k.date_key AND {column} < (k.date_key + interval '1 {period}')::date"
+
+
+def business_fresh(period: str) -> str:
+    """The recomputation of (store, period) groups from silver; the groups are given as two
+    parallel arrays, $1 text[] of stores and $2 date[] of the periods' first days."""
+    return f"""
 WITH keys AS (
     SELECT DISTINCT store_id, date_key FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
 ), tx AS (
-    SELECT t.store_id, t.local_date AS date_key, min(t.region) AS region, min(t.city) AS city,
+    SELECT t.store_id, k.date_key, min(t.region) AS region, min(t.city) AS city,
            count(*)::bigint AS transaction_count,
            sum(t.amount) AS daily_revenue,
            round(avg(t.amount), 4) AS avg_transaction,
@@ -29,19 +55,19 @@ WITH keys AS (
            (count(DISTINCT t.customer_key) FILTER (WHERE t.customer_type = 'regular'))::bigint
                AS returning_customers
     FROM scout.silver_transactions_cleaned t
-    JOIN keys k ON t.store_id = k.store_id AND t.local_date = k.date_key
-    GROUP BY t.store_id, t.local_date
+    JOIN keys k ON t.store_id = k.store_id AND {_in_group(period, "t.local_date")}
+    GROUP BY t.store_id, k.date_key
 ), foot AS (
-    SELECT r.store_id, r.local_date AS date_key, sum(r.value) AS footfall
+    SELECT r.store_id, k.date_key, sum(r.value) AS footfall
     FROM scout.silver_device_readings r
-    JOIN keys k ON r.store_id = k.store_id AND r.local_date = k.date_key
+    JOIN keys k ON r.store_id = k.store_id AND {_in_group(period, "r.local_date")}
     WHERE r.kind = 'footfall'
-    GROUP BY r.store_id, r.local_date
+    GROUP BY r.store_id, k.date_key
 ), spend AS (
-    SELECT s.store_id, s.spend_date AS date_key, sum(s.spend) AS campaign_spend
+    SELECT s.store_id, k.date_key, sum(s.spend) AS campaign_spend
     FROM scout.silver_campaign_spend s
-    JOIN keys k ON s.store_id = k.store_id AND s.spend_date = k.date_key
-    GROUP BY s.store_id, s.spend_date
+    JOIN keys k ON s.store_id = k.store_id AND {_in_group(period, "s.spend_date")}
+    GROUP BY s.store_id, k.date_key
 )
 SELECT tx.store_id, tx.date_key, tx.region, tx.city, tx.transaction_count, tx.daily_revenue,
        tx.avg_transaction, tx.unique_customers, tx.median_amount, tx.amount_stddev,
@@ -54,6 +80,9 @@ FROM tx
 LEFT JOIN foot USING (store_id, date_key)
 LEFT JOIN spend USING (store_id, date_key)
 """
+
+
+BUSINESS_METRICS_FRESH = business_fresh("day")
 
 BUSINESS_COLUMNS = (
     "store_id", "date_key", "region", "city", "transaction_count", "daily_revenue",
@@ -86,25 +115,9 @@ gone AS (
 SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS deleted
 """
 
-# Incremental maintenance of gold_business_metrics (see state.py and schemas/sql/0040).
-# Take the captured changes of a set of days — always *all* visible changes of each day
-# taken (a group or a day loaded from silver in the same snapshot already contains them).
-# The days are listed first; if they are all the days there are (the usual case), everything
-# is taken. Both forms cost O(changes) whatever the planner thinks of this table, whose size
-# swings between empty and a backlog (a join of a key list with this table, planned on
-# statistics taken while it was empty, can become a nested loop over sequential scans:
-# quadratic in the backlog, which then grows).
-CHANGED_DAYS_UP_TO = "SELECT DISTINCT date_key FROM scout.gold_silver_deltas LIMIT $1"
-_CHANGE_COLUMNS = (
-    "kind, sign, store_id, date_key, value, customer_key, customer_type, region, city, units, "
-    "category, brand, transactions, kafka_timestamp, captured_at"
-)
-CLAIM_ALL_CHANGES = f"DELETE FROM scout.gold_silver_deltas RETURNING {_CHANGE_COLUMNS}"
-CLAIM_CHANGES_OF_DAYS = f"""
-DELETE FROM scout.gold_silver_deltas WHERE date_key = ANY($1::date[])
-RETURNING {_CHANGE_COLUMNS}
-"""
-# Lock the groups and bump their revisions; returns the new revision per group.
+# Incremental maintenance of gold_business_metrics (see incremental.py; the changes are
+# taken by changes.claim). Lock the groups and bump their revisions; returns the new
+# revision per group.
 BUMP_REVISIONS = """
 INSERT INTO scout.gold_group_revisions AS r (store_id, date_key, revision)
 SELECT store_id, date_key, 1 FROM unnest($1::text[], $2::date[]) AS k(store_id, date_key)
@@ -143,89 +156,182 @@ WHERE g.store_id = k.store_id AND g.date_key = k.date_key
 """
 # min() in the database's collation, as the recomputation compares text.
 MIN_TEXT = "SELECT min(x) FROM unnest($1::text[]) AS x"
-CHANGED_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_deltas"
 
-# The day-wide tables, incrementally (day_state.py): lock and bump the days' revisions, load
-# a day's sums from silver, and write a day's rows from its sums with the recomputation's own
-# expressions (the same numeric divisions, window sums and rank).
-BUMP_DAY_REVISIONS = """
-INSERT INTO scout.gold_day_revisions AS r (date_key, revision)
-SELECT d, 1 FROM unnest($1::date[]) AS d
-ON CONFLICT (date_key) DO UPDATE SET revision = r.revision + 1
-RETURNING date_key, revision
+# The same for the (store, week) and (store, month) groups of gold_business_metrics_rollups:
+# $3 is the period ('week' or 'month'); groups are (store, first day of the period).
+BUMP_ROLLUP_REVISIONS = """
+INSERT INTO scout.gold_rollup_revisions AS r (period, store_id, period_start, revision)
+SELECT $3, store_id, period_start, 1
+FROM unnest($1::text[], $2::date[]) AS k(store_id, period_start)
+ON CONFLICT (period, store_id, period_start) DO UPDATE SET revision = r.revision + 1
+RETURNING store_id, period_start, revision
 """
-LOAD_DAY_CUSTOMERS = """
-SELECT local_date AS date_key, customer_type, customer_key, count(*)::bigint AS n,
-       sum(amount) AS revenue, sum(unit_count)::bigint AS units
-FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
-GROUP BY local_date, customer_type, customer_key
+# Silver rows of (store, first day, day after the last) ranges, by the range's ordinal.
+LOAD_RANGE_TRANSACTIONS = """
+SELECT k.i, t.amount, t.customer_key, t.customer_type, t.region, t.city
+FROM unnest($1::text[], $2::date[], $3::date[]) WITH ORDINALITY AS k(store_id, first, stop, i)
+JOIN scout.silver_transactions_cleaned t
+  ON t.store_id = k.store_id AND t.local_date >= k.first AND t.local_date < k.stop
 """
-LOAD_DAY_STORES = """
-SELECT local_date AS date_key, region, city, store_id, count(*)::bigint AS n,
-       sum(amount) AS revenue
-FROM scout.silver_transactions_cleaned WHERE local_date = ANY($1::date[])
-GROUP BY local_date, region, city, store_id
+LOAD_RANGE_SUMS = """
+SELECT k.i,
+       (SELECT coalesce(sum(r.value), 0) FROM scout.silver_device_readings r
+        WHERE r.store_id = k.store_id AND r.local_date >= k.first AND r.local_date < k.stop
+          AND r.kind = 'footfall') AS footfall,
+       (SELECT coalesce(sum(s.spend), 0) FROM scout.silver_campaign_spend s
+        WHERE s.store_id = k.store_id AND s.spend_date >= k.first AND s.spend_date < k.stop)
+           AS spend
+FROM unnest($1::text[], $2::date[], $3::date[]) WITH ORDINALITY AS k(store_id, first, stop, i)
 """
-LOAD_DAY_BRANDS = """
-SELECT local_date AS date_key, category, coalesce(brand, 'unknown') AS brand,
-       sum(qty)::bigint AS units, sum(line_amount) AS revenue,
-       count(DISTINCT transaction_id)::bigint AS n
-FROM scout.silver_transaction_items WHERE local_date = ANY($1::date[])
-GROUP BY 1, 2, 3
+ROLLUP_COLUMNS = ("store_id", "period_start", "region", "city", "transaction_count", "revenue",
+                  *BUSINESS_COLUMNS[6:])  # fmt: skip
+_ROLLUP_VALUES = ", ".join(ROLLUP_COLUMNS)
+_ROLLUP_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in ROLLUP_COLUMNS[2:])
+_ROLLUP_CHANGED = ", ".join(f"g.{c}" for c in ROLLUP_COLUMNS[2:])
+_ROLLUP_NEW = ", ".join(f"EXCLUDED.{c}" for c in ROLLUP_COLUMNS[2:])
+UPSERT_BUSINESS_ROLLUPS = f"""
+INSERT INTO scout.gold_business_metrics_rollups AS g (period, {_ROLLUP_VALUES})
+SELECT $16, * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::bigint[],
+                     $6::numeric[], $7::numeric[], $8::bigint[], $9::numeric[], $10::numeric[],
+                     $11::bigint[], $12::bigint[], $13::bigint[], $14::numeric[], $15::numeric[])
+ON CONFLICT (period, store_id, period_start) DO UPDATE SET {_ROLLUP_SET}, updated_at = now()
+WHERE ({_ROLLUP_CHANGED}) IS DISTINCT FROM ({_ROLLUP_NEW})
 """
-WRITE_CUSTOMER_INSIGHTS = """
-INSERT INTO scout.gold_customer_insights (segment, date_key, transaction_count, revenue,
-    customers, avg_basket_size, avg_basket_value, repeat_rate)
-SELECT u.segment, $1::date, u.n, u.revenue, u.customers, round(u.units::numeric / u.n, 4),
-       round(u.revenue / u.n, 4), round(u.repeaters::numeric / nullif(u.customers, 0), 4)
-FROM unnest($2::text[], $3::bigint[], $4::numeric[], $5::bigint[], $6::bigint[],
-            $7::bigint[]) AS u(segment, n, revenue, customers, units, repeaters)
+DELETE_BUSINESS_ROLLUPS = """
+DELETE FROM scout.gold_business_metrics_rollups g
+USING unnest($1::text[], $2::date[]) AS k(store_id, period_start)
+WHERE g.period = $3 AND g.store_id = k.store_id AND g.period_start = k.period_start
 """
-WRITE_GEOGRAPHIC = """
-INSERT INTO scout.gold_geographic_performance (region, city, date_key, revenue,
-    transaction_count, active_stores, share_of_total)
-SELECT u.region, u.city, $1::date, u.revenue, u.n, u.stores,
-       round(u.revenue / nullif(sum(u.revenue) OVER (), 0), 6)
-FROM unnest($2::text[], $3::text[], $4::numeric[], $5::bigint[], $6::bigint[])
-     AS u(region, city, revenue, n, stores)
-"""
-WRITE_PRODUCTS = """
-INSERT INTO scout.gold_product_performance (category, brand, date_key, units, revenue,
-    transaction_count, share_within_category, rank_in_category)
-SELECT u.category, u.brand, $1::date, u.units, u.revenue, u.n,
-       -- 0 when the category's lines were all free that day (no revenue to share)
-       coalesce(round(u.revenue / nullif(sum(u.revenue) OVER (PARTITION BY u.category), 0), 6), 0),
-       rank() OVER (PARTITION BY u.category ORDER BY u.revenue DESC, u.brand)::bigint
-FROM unnest($2::text[], $3::text[], $4::bigint[], $5::numeric[], $6::bigint[])
-     AS u(category, brand, units, revenue, n)
-"""
-CLEAR_DAY = tuple(
-    f"DELETE FROM scout.{table} WHERE date_key = $1"
-    for table in ("gold_customer_insights", "gold_geographic_performance",
-                  "gold_product_performance")
-)  # fmt: skip
 
-# Day-wide tables, for the local days in $1 date[].
-CUSTOMER_INSIGHTS_FRESH = """
+
+def refresh_business_rollups(period: str) -> str:
+    """Upsert the recomputed (store, period) groups in $1, $2 and drop those left empty."""
+    return f"""
+WITH fresh AS ({business_fresh(period)}),
+gone AS (
+    DELETE FROM scout.gold_business_metrics_rollups g
+    USING unnest($1::text[], $2::date[]) AS k(store_id, date_key)
+    WHERE g.period = '{period}' AND g.store_id = k.store_id AND g.period_start = k.date_key
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.store_id = g.store_id
+                      AND f.date_key = g.period_start)
+    RETURNING 1
+), written AS (
+    INSERT INTO scout.gold_business_metrics_rollups AS g (period, {_ROLLUP_VALUES})
+    SELECT '{period}', {_BUSINESS_VALUES} FROM fresh
+    ON CONFLICT (period, store_id, period_start) DO UPDATE SET {_ROLLUP_SET}, updated_at = now()
+    WHERE ({_ROLLUP_CHANGED}) IS DISTINCT FROM ({_ROLLUP_NEW})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM gone) AS deleted
+"""
+
+
+# The day-wide grains' partial sums per (period, key, shard) (day_tables.py): add signed
+# sums, then drop the rows left at zero. One row per key and statement (summed before).
+UPSERT_PARTIAL_SEGMENTS = """
+INSERT INTO scout.gold_partial_segments AS p (period, period_start, segment, customer_key, shard,
+    transactions, revenue, units)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[],
+                     $6::bigint[], $7::numeric[], $8::bigint[])
+ON CONFLICT (period, period_start, segment, customer_key, shard) DO UPDATE SET
+    transactions = p.transactions + EXCLUDED.transactions,
+    revenue = p.revenue + EXCLUDED.revenue, units = p.units + EXCLUDED.units, updated_at = now()
+"""
+UPSERT_PARTIAL_PLACES = """
+INSERT INTO scout.gold_partial_places AS p (period, period_start, region, city, store_id, shard,
+    transactions, revenue)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::smallint[],
+                     $7::bigint[], $8::numeric[])
+ON CONFLICT (period, period_start, region, city, store_id) DO UPDATE SET
+    transactions = p.transactions + EXCLUDED.transactions,
+    revenue = p.revenue + EXCLUDED.revenue, updated_at = now()
+"""
+UPSERT_PARTIAL_BRANDS = """
+INSERT INTO scout.gold_partial_brands AS p (period, period_start, category, brand, shard, units,
+    revenue, transactions)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[],
+                     $6::bigint[], $7::numeric[], $8::bigint[])
+ON CONFLICT (period, period_start, category, brand, shard) DO UPDATE SET
+    units = p.units + EXCLUDED.units, revenue = p.revenue + EXCLUDED.revenue,
+    transactions = p.transactions + EXCLUDED.transactions, updated_at = now()
+"""
+# Rows at zero among the periods and shards touched ($1 periods, $2 first days, $3 shards).
+DROP_EMPTY_PARTIALS = tuple(
+    f"""DELETE FROM scout.{table} p
+USING unnest($1::text[], $2::date[], $3::smallint[]) AS k(period, start, shard)
+WHERE p.period = k.period AND p.period_start = k.start AND p.shard = k.shard
+  AND p.transactions = 0"""
+    for table in ("gold_partial_segments", "gold_partial_places", "gold_partial_brands")
+)
+
+# `scout gold rebuild` of the partial sums of periods ($1 period, $2 first days, $3 first
+# day of all, $4 the day after the last): lock the capture table first (no change can be
+# captured or taken meanwhile), recompute from silver, and mark the changes still waiting
+# as counted for that period ($5 its bit).
+LOCK_CHANGES = "LOCK TABLE scout.gold_silver_changes IN SHARE ROW EXCLUSIVE MODE"
+CLEAR_PARTIALS = tuple(
+    f"DELETE FROM scout.{table} WHERE period = $1 AND period_start = ANY($2::date[])"
+    for table in ("gold_partial_segments", "gold_partial_places", "gold_partial_brands")
+)
+_SILVER_IN_PERIODS = """local_date >= $3 AND local_date < $4
+      AND scout.gold_period_start($1, local_date) = ANY($2::date[])"""
+REBUILD_PARTIALS = (
+    f"""
+INSERT INTO scout.gold_partial_segments (period, period_start, segment, customer_key, shard,
+    transactions, revenue, units)
+SELECT $1, scout.gold_period_start($1, local_date), customer_type, coalesce(customer_key, ''),
+       scout.gold_shard(store_id), count(*), sum(amount), sum(unit_count)
+FROM scout.silver_transactions_cleaned WHERE {_SILVER_IN_PERIODS}
+GROUP BY 2, 3, 4, 5
+""",
+    f"""
+INSERT INTO scout.gold_partial_places (period, period_start, region, city, store_id, shard,
+    transactions, revenue)
+SELECT $1, scout.gold_period_start($1, local_date), region, city, store_id,
+       scout.gold_shard(store_id), count(*), sum(amount)
+FROM scout.silver_transactions_cleaned WHERE {_SILVER_IN_PERIODS}
+GROUP BY 2, 3, 4, 5
+""",
+    f"""
+INSERT INTO scout.gold_partial_brands (period, period_start, category, brand, shard, units,
+    revenue, transactions)
+SELECT $1, scout.gold_period_start($1, local_date), category, coalesce(brand, 'unknown'),
+       scout.gold_shard(store_id), sum(qty), sum(line_amount), count(DISTINCT transaction_id)
+FROM scout.silver_transaction_items WHERE {_SILVER_IN_PERIODS}
+GROUP BY 2, 3, 4, 5
+""",
+)
+MARK_REBUILT = """
+UPDATE scout.gold_silver_changes SET rebuilt = rebuilt | $5
+WHERE date_key >= $3 AND date_key < $4 AND rebuilt & $5 = 0
+  AND scout.gold_period_start($1, date_key) = ANY($2::date[])
+"""
+
+
+# The day-wide tables recomputed from silver for the periods whose first days are in
+# $1 date[] (`scout gold verify`); `period` is 'day', 'week' or 'month'.
+def customer_insights_fresh(period: str) -> str:
+    day = _period_of(period, "t.local_date")
+    return f"""
 WITH per_segment AS MATERIALIZED (
-    SELECT t.customer_type AS segment, t.local_date AS date_key,
+    SELECT t.customer_type AS segment, {day} AS date_key,
            count(*)::bigint AS transaction_count,
            sum(t.amount) AS revenue,
            count(DISTINCT t.customer_key)::bigint AS customers,
            round(avg(t.unit_count), 4) AS avg_basket_size,
            round(avg(t.amount), 4) AS avg_basket_value
     FROM scout.silver_transactions_cleaned t
-    WHERE t.local_date = ANY($1::date[])
+    WHERE {_in_periods(period, "t.local_date")}
     GROUP BY 1, 2
 ), repeaters AS MATERIALIZED (
-    -- Customers with 2+ transactions that day, per segment. Both sides are small aggregates;
-    -- MATERIALIZED keeps the planner from re-running this per transaction row.
+    -- Customers with 2+ transactions in the period, per segment. Both sides are small
+    -- aggregates; MATERIALIZED keeps the planner from re-running this per transaction row.
     SELECT segment, date_key, count(*) FILTER (WHERE n >= 2) AS repeat_customers,
            count(*) AS customers
-    FROM (SELECT t.customer_type AS segment, t.local_date AS date_key, t.customer_key,
+    FROM (SELECT t.customer_type AS segment, {day} AS date_key, t.customer_key,
                  count(*) AS n
           FROM scout.silver_transactions_cleaned t
-          WHERE t.local_date = ANY($1::date[]) AND t.customer_key IS NOT NULL
+          WHERE {_in_periods(period, "t.local_date")} AND t.customer_key IS NOT NULL
           GROUP BY 1, 2, 3) per_customer
     GROUP BY 1, 2
 )
@@ -235,18 +341,23 @@ SELECT s.segment, s.date_key, s.transaction_count, s.revenue, s.customers,
 FROM per_segment s
 LEFT JOIN repeaters r USING (segment, date_key)
 """
+
+
 CUSTOMER_COLUMNS = (
     "segment", "date_key", "transaction_count", "revenue", "customers", "avg_basket_size",
     "avg_basket_value", "repeat_rate",
 )  # fmt: skip
 
-GEOGRAPHIC_FRESH = """
+
+def geographic_fresh(period: str) -> str:
+    day = _period_of(period, "t.local_date")
+    return f"""
 WITH per_city AS (
-    SELECT t.region, t.city, t.local_date AS date_key, sum(t.amount) AS revenue,
+    SELECT t.region, t.city, {day} AS date_key, sum(t.amount) AS revenue,
            count(*)::bigint AS transaction_count,
            count(DISTINCT t.store_id)::bigint AS active_stores
     FROM scout.silver_transactions_cleaned t
-    WHERE t.local_date = ANY($1::date[])
+    WHERE {_in_periods(period, "t.local_date")}
     GROUP BY 1, 2, 3
 )
 SELECT region, city, date_key, revenue, transaction_count, active_stores,
@@ -254,48 +365,48 @@ SELECT region, city, date_key, revenue, transaction_count, active_stores,
            AS share_of_total
 FROM per_city
 """
+
+
 GEOGRAPHIC_COLUMNS = (
     "region", "city", "date_key", "revenue", "transaction_count", "active_stores",
     "share_of_total",
 )  # fmt: skip
 
-PRODUCT_FRESH = """
+
+def product_fresh(period: str) -> str:
+    day = _period_of(period, "i.local_date")
+    return f"""
 WITH per_brand AS (
-    SELECT i.category, coalesce(i.brand, 'unknown') AS brand, i.local_date AS date_key,
+    SELECT i.category, coalesce(i.brand, 'unknown') AS brand, {day} AS date_key,
            sum(i.qty)::bigint AS units, sum(i.line_amount) AS revenue,
            count(DISTINCT i.transaction_id)::bigint AS transaction_count
     FROM scout.silver_transaction_items i
-    WHERE i.local_date = ANY($1::date[])
+    WHERE {_in_periods(period, "i.local_date")}
     GROUP BY 1, 2, 3
 )
 SELECT category, brand, date_key, units, revenue, transaction_count,
-       coalesce(round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0),
-                      6), 0) AS share_within_category,
+       round(revenue / nullif(sum(revenue) OVER (PARTITION BY category, date_key), 0), 6)
+           AS share_within_category,
        rank() OVER (PARTITION BY category, date_key ORDER BY revenue DESC, brand)::bigint
            AS rank_in_category
 FROM per_brand
 """
+
+
 PRODUCT_COLUMNS = (
     "category", "brand", "date_key", "units", "revenue", "transaction_count",
     "share_within_category", "rank_in_category",
 )  # fmt: skip
+CUSTOMER_INSIGHTS_FRESH = customer_insights_fresh("day")
+GEOGRAPHIC_FRESH = geographic_fresh("day")
+PRODUCT_FRESH = product_fresh("day")
 
-# (table, fresh query, columns) of the day-wide tables: refreshed by replacing the days.
+# (table, recomputation, columns) of the day-wide tables (views over the partial sums).
 DAY_TABLES = (
-    ("gold_customer_insights", CUSTOMER_INSIGHTS_FRESH, CUSTOMER_COLUMNS),
-    ("gold_geographic_performance", GEOGRAPHIC_FRESH, GEOGRAPHIC_COLUMNS),
-    ("gold_product_performance", PRODUCT_FRESH, PRODUCT_COLUMNS),
+    ("gold_customer_insights", customer_insights_fresh, CUSTOMER_COLUMNS),
+    ("gold_geographic_performance", geographic_fresh, GEOGRAPHIC_COLUMNS),
+    ("gold_product_performance", product_fresh, PRODUCT_COLUMNS),
 )
-
-
-def refresh_day_table(table: str, fresh: str, columns: tuple[str, ...]) -> tuple[str, str]:
-    """Statements that replace the rows of the days in $1 by their recomputation (run both in
-    one transaction; one statement cannot delete and re-insert the same key)."""
-    cols = ", ".join(columns)
-    return (
-        f"DELETE FROM scout.{table} WHERE date_key = ANY($1::date[])",
-        f"INSERT INTO scout.{table} ({cols}) SELECT {cols} FROM ({fresh}) AS fresh",
-    )
 
 
 # All groups that exist in silver or gold (for rebuild and verify), from a day on ($1).
@@ -309,9 +420,29 @@ ALL_DAYS = """
 SELECT DISTINCT local_date AS date_key FROM scout.silver_transactions_cleaned
 WHERE local_date >= $1
 UNION
-SELECT date_key FROM scout.gold_customer_insights WHERE date_key >= $1
+SELECT DISTINCT period_start FROM scout.gold_partial_segments
+WHERE period = 'day' AND period_start >= $1
 UNION
-SELECT date_key FROM scout.gold_geographic_performance WHERE date_key >= $1
+SELECT DISTINCT period_start FROM scout.gold_partial_brands
+WHERE period = 'day' AND period_start >= $1
+"""
+# The (store, period) groups and the periods ($2) that exist in silver or gold from a day
+# on ($1): the first period is the one containing that day.
+ALL_STORE_PERIODS = """
+SELECT store_id, scout.gold_period_start($2, local_date) AS date_key
+FROM scout.silver_transactions_cleaned
+WHERE local_date >= scout.gold_period_start($2, $1) GROUP BY 1, 2
 UNION
-SELECT date_key FROM scout.gold_product_performance WHERE date_key >= $1
+SELECT store_id, period_start FROM scout.gold_business_metrics_rollups
+WHERE period = $2 AND period_start >= scout.gold_period_start($2, $1)
+"""
+ALL_PERIODS = """
+SELECT DISTINCT scout.gold_period_start($2, local_date) AS date_key
+FROM scout.silver_transactions_cleaned WHERE local_date >= scout.gold_period_start($2, $1)
+UNION
+SELECT DISTINCT period_start FROM scout.gold_partial_segments
+WHERE period = $2 AND period_start >= scout.gold_period_start($2, $1)
+UNION
+SELECT DISTINCT period_start FROM scout.gold_partial_brands
+WHERE period = $2 AND period_start >= scout.gold_period_start($2, $1)
 """

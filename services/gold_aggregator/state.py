@@ -1,4 +1,5 @@
-"""Exact incremental state of one (store, local day) group of ``gold_business_metrics``.
+"""Exact incremental state of one (store, period) group of ``gold_business_metrics``
+(a local day) or of ``gold_business_metrics_rollups`` (a week or a month).
 
 A group's row is a function of the multiset of its silver transactions (and two sums), so
 the state keeps exactly what that function needs, in a form a change can update cheaply:
@@ -26,23 +27,16 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TypeVar
 
-TRANSACTION, FOOTFALL, SPEND = "transaction", "footfall", "spend"
+from services.gold_aggregator.changes import FOOTFALL, SPEND, TRANSACTION, Change
+
+__all__ = [
+    "FOOTFALL", "SPEND", "TRANSACTION", "Change", "GroupState", "InconsistentState", "business_row",
+    "decrement",
+]  # fmt: skip
+
 _Q4 = Decimal("0.0001")
 _EXACT = Context(prec=60)  # far more digits than any quotient here needs before rounding
 K = TypeVar("K")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One signed contribution to a group, as captured from silver (``gold_silver_deltas``)."""
-
-    kind: str
-    sign: int  # +1 adds the row's contribution, -1 removes it
-    value: Decimal
-    customer_key: str | None = None
-    customer_type: str | None = None
-    region: str | None = None
-    city: str | None = None
 
 
 class InconsistentState(Exception):

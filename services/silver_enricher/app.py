@@ -177,13 +177,8 @@ def build_app(settings: Settings) -> faust.App:
     topics = topics_for(settings)
     ctx = ServiceContext(settings, LAYER, app,
                          (topics.bronze_landed, *topics.compacted))  # fmt: skip
-    changes = app.topic(topics.silver_changes, value_type=bytes, key_type=bytes)
-
-    async def publish(key_: bytes, value: bytes) -> None:
-        await (await changes.send(key=key_, value=value))
-
     pipeline = SilverPipeline(
-        ctx.pool, Refiner(key, DEFAULT_EXPECTATIONS), publish,
+        ctx.pool, Refiner(key, DEFAULT_EXPECTATIONS),
         allowed_skew_s=settings.allowed_clock_skew_s, on_db_retry=ctx.db_failed,
     )  # fmt: skip
     masters = MasterHandler(ctx, pipeline)

@@ -17,7 +17,6 @@ import asyncpg
 
 from services.common.db import create_pool
 from services.common.handoff import DecodedRecord
-from services.common.kafka import create_topics, make_producer, topics_for
 from services.common.progress import Progress
 from services.common.settings import Settings
 from services.silver_enricher import repo
@@ -36,8 +35,8 @@ def register(subparsers: Any) -> None:
         help="rebuild silver (and so gold) from bronze",
         description=(
             "Run bronze rows through the silver pipeline again, in bronze order, with the "
-            "same merges as streaming (idempotent, newest version wins), and announce the "
-            "changed groups to gold. Safe while the services run."
+            "same merges as streaming (idempotent, newest version wins); gold takes the "
+            "changes silver's triggers capture. Safe while the services run."
         ),
     )
     replay.add_argument(
@@ -70,22 +69,16 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=_quarantine_list)
 
 
-async def _pipeline(settings: Settings) -> tuple[SilverPipeline, asyncpg.Pool, Any]:
-    await create_topics(settings)
+async def _pipeline(settings: Settings) -> tuple[SilverPipeline, asyncpg.Pool]:
+    """The pipeline over a pool; gold takes what it merges from the captured changes."""
     pool = await create_pool(settings, "silver")
-    producer = make_producer(settings)
-    await producer.start()
-    changes = topics_for(settings).silver_changes
-
-    async def publish(key: bytes, value: bytes) -> None:
-        await (await producer.send(changes, value, key=key))
 
     async def get_pool() -> asyncpg.Pool:
         return pool
 
-    pipeline = SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS), publish,
+    pipeline = SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS),
                               allowed_skew_s=settings.allowed_clock_skew_s)  # fmt: skip
-    return pipeline, pool, producer
+    return pipeline, pool
 
 
 async def _run_rows(pipeline: SilverPipeline, pool: asyncpg.Pool, query: str,
@@ -117,7 +110,7 @@ def _decoded(row: asyncpg.Record) -> DecodedRecord:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
-        pipeline, pool, producer = await _pipeline(settings)
+        pipeline, pool = await _pipeline(settings)
         try:
             since = datetime.combine(args.from_date or date(1970, 1, 1), datetime.min.time(), UTC)
             sources = args.source or list(SOURCES)
@@ -133,7 +126,6 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             print(f"replayed {total:,} bronze records; {changed:,} silver rows changed")
             return 0
         finally:
-            await producer.stop()
             await pool.close()
 
     return asyncio.run(run())
@@ -141,7 +133,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def _quarantine_replay(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
-        pipeline, pool, producer = await _pipeline(settings)
+        pipeline, pool = await _pipeline(settings)
         try:
             before = await pool.fetchval(
                 "SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NULL"
@@ -154,7 +146,6 @@ def _quarantine_replay(args: argparse.Namespace, settings: Settings) -> int:
                   f"{after:,} still open")  # fmt: skip
             return 0
         finally:
-            await producer.stop()
             await pool.close()
 
     return asyncio.run(run())

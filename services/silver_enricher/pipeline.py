@@ -1,7 +1,9 @@
-"""The silver pipeline, independent of Faust: refine a batch, merge it, announce the change.
+"""The silver pipeline, independent of Faust: refine a batch and merge it.
 
 Used by the streaming agents, by quarantine re-processing and by ``scout replay``, so all
-three produce the same rows from the same bronze records.
+three produce the same rows from the same bronze records. Gold learns of the merge from the
+changes silver's triggers capture in the same transaction (services/gold_aggregator/changes.py):
+nothing is announced on Kafka.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ import json
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
 import asyncpg
 
 from services.common.events import ProductRecord, StoreRecord, rules
-from services.common.handoff import ChangedGroups, DecodedRecord, with_kind
+from services.common.handoff import DecodedRecord, with_kind
 from services.common.isolation import isolate
 from services.common.lifecycle import retry
 from services.common.metrics import (
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 LAYER = "silver"
 MASTER_REFRESH_S = 60.0
 
-Publish = Callable[[bytes, bytes], Awaitable[None]]  # (key, value) → delivered
-DaySales = dict[date, dict[str, tuple[int, Decimal]]]  # day → store → (transactions, revenue)
 LateMaster = Callable[[Sequence[str], Sequence[str]], Awaitable[int]]  # (store ids, SKUs)
 
 
@@ -89,14 +88,12 @@ class SilverPipeline:
         self,
         pool: Callable[[], Awaitable[asyncpg.Pool]],
         refiner: Refiner,
-        publish: Publish,
         *,
         allowed_skew_s: float,
         on_db_retry: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.pool = pool
         self.refiner = refiner
-        self.publish = publish
         self.allowed_skew = timedelta(seconds=allowed_skew_s)
         self.master = MasterData()
         self.on_db_retry = on_db_retry
@@ -111,9 +108,9 @@ class SilverPipeline:
         recheck_master: bool = True,
         reenrich: bool = False,
     ) -> repo.MergeResult:
-        """Refine and merge one batch (one transaction), then announce the changed groups.
-        A record that cannot be refined or stored is isolated and quarantined
-        (:mod:`services.common.isolation`); the rest of the batch goes on."""
+        """Refine and merge one batch (one transaction). A record that cannot be refined or
+        stored is isolated and quarantined (:mod:`services.common.isolation`); the rest of
+        the batch goes on."""
         unique = list({r.bronze_id: r for r in records}.values())
         results: list[repo.MergeResult] = []
 
@@ -155,9 +152,6 @@ class SilverPipeline:
         )
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
         self._observe(refined, unique, result)
-        await self.announce(
-            result.groups, [r.kafka_timestamp for r in unique], _sales(refined, result)
-        )
         late = refined.waiting_stores or refined.unknown_skus
         if recheck_master and late and self.on_late_master is not None:
             # The master record may have been committed while this batch was in flight: the
@@ -194,26 +188,6 @@ class SilverPipeline:
         for record in records:
             freshness.observe(max(0.0, (now - record.kafka_timestamp).total_seconds()))
 
-    async def announce(
-        self,
-        groups: set[tuple[str, date]],
-        times: Sequence[datetime],
-        sales: DaySales | None = None,
-    ) -> None:
-        """One message per local day (the gold topic's key), so one gold worker owns a day."""
-        by_day: dict[date, set[tuple[str, date]]] = defaultdict(set)
-        for store_id, day in groups:
-            by_day[day].add((store_id, day))
-        oldest = int(min(times).timestamp() * 1000) if times else None
-        for day, day_groups in by_day.items():
-            day_sales = (sales or {}).get(day, {})
-            message = ChangedGroups(
-                frozenset(day_groups),
-                oldest,
-                tuple((s, n, r) for s, (n, r) in sorted(day_sales.items())),
-            )
-            await self.publish(day.isoformat().encode(), message.encode())
-
     async def reprocess(
         self, rows: Sequence[BronzeRecordRow], *, reenrich: bool = False
     ) -> repo.MergeResult:
@@ -221,18 +195,6 @@ class SilverPipeline:
         return await self.process(
             [decoded(row) for row in rows], recheck_master=False, reenrich=reenrich
         )
-
-
-def _sales(
-    refined: Refined, result: repo.MergeResult
-) -> dict[date, dict[str, tuple[int, Decimal]]]:
-    """Transactions and revenue per (day, store) of the rows this batch wrote."""
-    sales: DaySales = defaultdict(dict)
-    for tid in result.merged_ids:
-        tx = refined.transactions[tid]
-        count, revenue = sales[tx.local_date].get(tx.store_id, (0, Decimal(0)))
-        sales[tx.local_date][tx.store_id] = (count + 1, revenue + tx.amount)
-    return sales
 
 
 def decoded(row: BronzeRecordRow) -> DecodedRecord:

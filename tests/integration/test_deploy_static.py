@@ -35,6 +35,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from services.cli import build_parser
 from services.common import metrics as scout_metrics
+from services.common.kafka import GOLD_SHARDS
 from services.common.settings import SERVICE_WEB_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -463,10 +464,14 @@ def _check_scaled_object(obj: dict[str, Any], deployments: dict[str, Any]) -> No
     assert spec["scaleTargetRef"]["name"] in deployments
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
     (trigger,) = spec["triggers"]
-    assert trigger["type"] == "kafka"
     meta = trigger["metadata"]
-    assert meta.get("bootstrapServers") or meta.get("bootstrapServersFromEnv")
     assert all(isinstance(v, str) for v in meta.values()), "KEDA metadata values are strings"
+    if trigger["type"] == "postgresql":  # gold: the changes waiting for it
+        assert meta["connectionFromEnv"] == "SCOUT_DATABASE_URL"
+        assert float(meta["targetQueryValue"]) > 0
+        return
+    assert trigger["type"] == "kafka"
+    assert meta.get("bootstrapServers") or meta.get("bootstrapServersFromEnv")
     assert int(meta["lagThreshold"]) > 0
 
 
@@ -493,7 +498,7 @@ def test_k8s_objects_validate_against_schemas(overlay: str) -> None:
         except kubernetes_validate.ValidationError as exc:
             name = f"{doc['kind']}/{doc['metadata']['name']}"
             raise AssertionError(f"{overlay}: {name}: {exc.message} at {exc.path}") from exc
-    assert crds == {"ScaledObject": 2, "ServiceMonitor": 1}  # bronze and silver
+    assert crds == {"ScaledObject": 3, "ServiceMonitor": 1}  # bronze, silver and gold
     deployments = _of_kind(overlay, "Deployment")
     for obj in _of_kind(overlay, "ScaledObject").values():
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
@@ -551,18 +556,23 @@ def test_k8s_deployments_are_probed_hardened_and_wired(overlay: str) -> None:
 def test_k8s_scaling_follows_partitions(overlay: str) -> None:
     partitions = int(_config(overlay)["SCOUT_TOPIC_PARTITIONS"])
     scaled = _of_kind(overlay, "ScaledObject")
-    assert set(scaled) == {"scout-bronze", "scout-silver"}  # gold and platinum: singletons
+    assert set(scaled) == {"scout-bronze", "scout-silver", "scout-gold"}  # platinum: singleton
     for name, obj in scaled.items():
         assert obj["spec"]["maxReplicaCount"] == partitions, name
+        if name == "scout-gold":  # no consumer lag: scaled on the changes waiting for it
+            (trigger,) = obj["spec"]["triggers"]
+            assert trigger["type"] == "postgresql"
+            assert "scout.gold_silver_changes" in trigger["metadata"]["query"]
+            assert partitions <= GOLD_SHARDS
+            continue
         # Faust app id = consumer group = "<prefix><service>", dots as dashes (kafka.make_app).
         prefix = _config(overlay)["SCOUT_TOPIC_PREFIX"]
         service = name.removeprefix("scout-")
         group = f"{prefix}{service}".replace(".", "-").strip("-")
         assert obj["spec"]["triggers"][0]["metadata"]["consumerGroup"] == group
-    for singleton in ("scout-gold", "scout-platinum"):
-        spec = _of_kind(overlay, "Deployment")[singleton]["spec"]
-        assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate", singleton
-    for name in ("scout-bronze", "scout-silver"):
+    spec = _of_kind(overlay, "Deployment")["scout-platinum"]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    for name in ("scout-bronze", "scout-silver", "scout-gold"):
         assert "replicas" not in _of_kind(overlay, "Deployment")[name]["spec"], "KEDA owns it"
     pdbs = _of_kind(overlay, "PodDisruptionBudget")
     assert set(pdbs) == {f"scout-{s}" for s in SERVICES}

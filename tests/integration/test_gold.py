@@ -24,6 +24,7 @@ from services.common.settings import Settings
 from services.gold_aggregator import repo
 from services.gold_aggregator.day_tables import DayTables
 from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
+from services.gold_aggregator.periods import DAY, start_of
 from tests.integration.test_silver import simulate, until_silver_settles
 from tests.support import ServiceProcess, publish, settings_env, wait_for
 
@@ -47,10 +48,7 @@ async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[Servic
 
 async def until_gold_settles(db: asyncpg.Connection, timeout: float = 60) -> None:
     async def settled() -> bool:
-        pending = await db.fetchval(
-            "SELECT (SELECT count(*) FROM scout.gold_pending_groups)"
-            " + (SELECT count(*) FROM scout.gold_silver_deltas)"
-        )
+        pending = await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes")
         gold = await db.fetchval(
             "SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics"
         )
@@ -104,10 +102,34 @@ def expected_business(
     return out
 
 
-async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -> None:
-    tx = await db.fetch("SELECT * FROM scout.silver_transactions_cleaned")
-    readings = await db.fetch("SELECT * FROM scout.silver_device_readings")
-    spend = await db.fetch("SELECT * FROM scout.silver_campaign_spend")
+def _in_period(rows: list[asyncpg.Record], period: str, column: str) -> list[Any]:
+    """The rows with their day ``column`` replaced by the first day of its ``period``."""
+    if period == DAY:
+        return rows
+    return [{**dict(r), column: start_of(period, r[column])} for r in rows]
+
+
+def _stored(table: str, period: str) -> str:
+    """The gold rows of a period, with the day tables' column names."""
+    if period == DAY:
+        return f"SELECT * FROM scout.{table}"
+    rollups = f"scout.{table}_rollups WHERE period = '{period}'"
+    if table == "gold_business_metrics":
+        return f"SELECT *, period_start AS date_key, revenue AS daily_revenue FROM {rollups}"
+    return f"SELECT *, period_start AS date_key FROM {rollups}"
+
+
+async def assert_gold_equals_independent_recomputation(
+    db: asyncpg.Connection, period: str = DAY
+) -> None:
+    """Every gold table of ``period`` (days; or the weekly or monthly rollups) equals a
+    recomputation in Python from silver."""
+    tx = _in_period(await db.fetch("SELECT * FROM scout.silver_transactions_cleaned"), period,
+                    "local_date")  # fmt: skip
+    readings = _in_period(await db.fetch("SELECT * FROM scout.silver_device_readings"), period,
+                          "local_date")  # fmt: skip
+    spend = _in_period(await db.fetch("SELECT * FROM scout.silver_campaign_spend"), period,
+                       "spend_date")  # fmt: skip
     gold = {
         (g["store_id"], g["date_key"]): (
             g["region"],
@@ -124,7 +146,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["conversion_rate"],
             g["campaign_spend"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_business_metrics")
+        for g in await db.fetch(_stored("gold_business_metrics", period))
     }
     assert gold == expected_business(tx, readings, spend)
 
@@ -150,7 +172,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["active_stores"],
             g["share_of_total"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_geographic_performance")
+        for g in await db.fetch(_stored("gold_geographic_performance", period))
     }
     assert stored_geo == expected_geo
 
@@ -185,11 +207,12 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["avg_basket_value"],
             g["repeat_rate"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_customer_insights")
+        for g in await db.fetch(_stored("gold_customer_insights", period))
     }
     assert stored_segments == expected_segments
 
-    items = await db.fetch("SELECT * FROM scout.silver_transaction_items")
+    items = _in_period(await db.fetch("SELECT * FROM scout.silver_transaction_items"), period,
+                       "local_date")  # fmt: skip
     brands: dict[tuple[str, str, date], list[asyncpg.Record]] = defaultdict(list)
     category_total: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for i in items:
@@ -216,7 +239,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
                 Decimal("0.000001"),
             )
             if category_total[(category, day)]
-            else Decimal("0.000000"),  # every line of the category free that day
+            else None,  # every line of the category free that day: no revenue to share
             rank,
         )
     stored_products = {
@@ -227,7 +250,7 @@ async def assert_gold_equals_independent_recomputation(db: asyncpg.Connection) -
             g["share_within_category"],
             g["rank_in_category"],
         )
-        for g in await db.fetch("SELECT * FROM scout.gold_product_performance")
+        for g in await db.fetch(_stored("gold_product_performance", period))
     }
     assert stored_products == expected_products
 
@@ -495,7 +518,7 @@ async def test_gold_killed_mid_stream_loses_and_doubles_nothing(
         await wait_for(gold_has_rows, timeout=60, context=services[2].log_tail)
         services[2].kill()
         await asyncio.sleep(1.5)  # silver goes on; its changes wait for gold
-        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") > 0
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes") > 0
         services[2] = ServiceProcess("gold", settings, tmp_path).start()
         manifest = await traffic
         await until_silver_settles(db, manifest)

@@ -160,7 +160,7 @@ class Worker:
 async def _flush(worker: Worker, conn: asyncpg.Connection) -> tuple[int, int]:
     """Flush until no change is left, one day at a time; returns (groups, loaded)."""
     groups = loaded = 0
-    while await conn.fetchval("SELECT count(*) FROM scout.gold_silver_deltas"):
+    while await conn.fetchval("SELECT count(*) FROM scout.gold_silver_changes"):
         flushed = await worker.flush_once(conn, days=1)
         groups, loaded = groups + flushed.groups, loaded + flushed.loaded
     return groups, loaded
@@ -205,7 +205,7 @@ async def test_incremental_equals_recomputation_through_random_changes(
         # Each worker loads a group the first time, after the other worker or the rebuild
         # wrote it, and after its own failed flush; otherwise it applies the changes.
         assert 0 < loaded < applied
-        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") == 0
+        assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes") == 0
     finally:
         await other.close()
 
@@ -221,5 +221,5 @@ async def test_silver_role_changes_are_captured_without_gold_privileges(
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with db.transaction():
             await db.execute("SET LOCAL ROLE scout_silver_enricher")
-            await db.execute("SELECT count(*) FROM scout.gold_silver_deltas")
-    assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_deltas") == 3
+            await db.execute("SELECT count(*) FROM scout.gold_silver_changes")
+    assert await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes") == 3

@@ -46,7 +46,7 @@ async def test_platinum_on_simulated_history(
         async def settled() -> bool:
             bronze = await db.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw")
             lineage = await db.fetchval("SELECT count(*) FROM scout.silver_lineage")
-            pending = await db.fetchval("SELECT count(*) FROM scout.gold_pending_groups")
+            pending = await db.fetchval("SELECT count(*) FROM scout.gold_silver_changes")
             gold = await db.fetchval("SELECT count(*) FROM scout.gold_business_metrics")
             return bool(bronze == expected == lineage and pending == 0 and gold > 0)
 

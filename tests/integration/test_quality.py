@@ -81,7 +81,7 @@ async def seed_silver_and_gold(db: asyncpg.Connection) -> None:
     )  # fmt: skip
     # No aggregator ran: drop the changes silver's triggers captured, as if gold had applied
     # them (B's wrong row then has no change waiting to excuse it).
-    await db.execute("DELETE FROM scout.gold_silver_deltas")
+    await db.execute("DELETE FROM scout.gold_silver_changes")
 
 
 async def test_dashboard_scores_freshness_and_gates(settings: Settings,
@@ -106,7 +106,7 @@ async def test_dashboard_scores_freshness_and_gates(settings: Settings,
 
     # A change to B waits for the aggregator (captured just now): balanced "within the SLA".
     await db.execute(
-        "INSERT INTO scout.gold_silver_deltas (kind, sign, store_id, date_key, value, "
+        "INSERT INTO scout.gold_silver_changes (kind, sign, store_id, date_key, value, "
         "kafka_timestamp) VALUES ('spend', 1, 'B', current_date, 1, now() - interval '60 seconds')"
     )
     gold = (await dashboard(db))["gold"]

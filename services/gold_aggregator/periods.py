@@ -1,0 +1,36 @@
+"""The periods gold keeps: local days, ISO weeks (from Monday) and calendar months.
+
+A change of local day ``d`` belongs to one group of each period. The names are those of
+PostgreSQL's ``date_trunc`` (``sql.period_of``), and each period has a bit in the capture
+table's ``rebuilt`` mask.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+DAY, WEEK, MONTH = "day", "week", "month"
+PERIODS = (DAY, WEEK, MONTH)
+ROLLUPS = (WEEK, MONTH)
+BIT = {DAY: 1, WEEK: 2, MONTH: 4}
+
+
+def start_of(period: str, day: date) -> date:
+    if period == DAY:
+        return day
+    if period == WEEK:
+        return day - timedelta(days=day.weekday())
+    if period == MONTH:
+        return day.replace(day=1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def end_of(period: str, start: date) -> date:
+    """The day after the period that starts on ``start``."""
+    if period == DAY:
+        return start + timedelta(days=1)
+    if period == WEEK:
+        return start + timedelta(days=7)
+    if period == MONTH:
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    raise ValueError(f"unknown period {period!r}")
