@@ -1,8 +1,8 @@
 """``scout replay`` and ``scout quarantine replay``: run bronze rows through silver again.
 
 Both use the streaming pipeline's own code and merges, so they may run while the services
-stream: merges are idempotent and "newest version wins", and the changed groups go to gold
-on the same topic as the streaming ones.
+stream: merges are idempotent and "newest version wins", and gold takes what changed from
+the same capture triggers as the streaming merges.
 """
 
 from __future__ import annotations

@@ -120,7 +120,6 @@ class SilverPipeline:
         await isolate(unique, part, self._keep_unprocessable, layer=LAYER)
         return repo.MergeResult(
             sum(r.changed_transactions for r in results),
-            set().union(*(r.groups for r in results)),
             [tid for r in results for tid in r.merged_ids],
         )
 

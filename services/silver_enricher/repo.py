@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -57,14 +57,6 @@ RETURNING transaction_id, xmax::text <> '0' AS replaced
 MERGE_TRANSACTIONS = _merge_transactions("<")
 # Re-enrichment after late master data: the same record again may replace its own row.
 REENRICH_TRANSACTIONS = _merge_transactions("<=")
-# The batch's transactions that exist already, with their (store, day) before the merge: their
-# old items are deleted, and a correction may move one. (A parameter, not a join with the
-# stage table, so that the plan is made for the table's size now — see plan_cache_mode in
-# services/common/db.py.)
-CURRENT_GROUPS = """
-SELECT transaction_id, store_id, local_date FROM scout.silver_transactions_cleaned
-WHERE transaction_id = ANY($1::uuid[])
-"""
 # Two statements: a DELETE and an INSERT in one statement's CTEs would see the same snapshot
 # and collide on the primary key.
 DELETE_ITEMS = "DELETE FROM scout.silver_transaction_items WHERE transaction_id = ANY($1::uuid[])"
@@ -173,17 +165,16 @@ ORDER BY b.kafka_timestamp, b.kafka_topic, b.kafka_partition, b.kafka_offset, b.
 @dataclass(frozen=True)
 class MergeResult:
     changed_transactions: int
-    groups: set[tuple[str, date]]
     merged_ids: list[uuid.UUID]  # transactions inserted or replaced by a newer version
 
 
 async def write(
     conn: asyncpg.Connection, refined: Refined, *, reenrich: bool = False
 ) -> MergeResult:
-    """Merge one batch in the caller's transaction; returns the (store, day) groups touched.
+    """Merge one batch in the caller's transaction (gold learns what changed from the
+    capture triggers).
     ``reenrich``: the records were merged before and are processed again because master
     data they lacked has arrived, so a row may be replaced by the same record."""
-    groups = set(refined.groups)
     changed = 0
     merged_ids: list[uuid.UUID] = []
     if refined.transactions:
@@ -196,17 +187,13 @@ async def write(
         await conn.copy_records_to_table(
             ITEM_STAGE, records=[i for t in txs for i in t.items], columns=ITEM_COLUMNS
         )
-        current = await conn.fetch(CURRENT_GROUPS, list(refined.transactions))
-        before = {r["transaction_id"]: (r["store_id"], r["local_date"]) for r in current}
         merged = await conn.fetch(REENRICH_TRANSACTIONS if reenrich else MERGE_TRANSACTIONS)
         changed = len(merged)
         merged_ids = [row["transaction_id"] for row in merged]
-        # Replaced rows are told by the merge itself (xmax is set on an updated row), not by
-        # the read before it: another worker may have inserted the row in between, and its
-        # items must go too. (That worker's old group is then unknown here; gold does not need
-        # it: its input is captured by the triggers.)
+        # Replaced rows are told by the merge itself (xmax is set on an updated row), not by a
+        # read before it: another worker may have inserted the row in between, and its items
+        # must go too.
         replaced = [row["transaction_id"] for row in merged if row["replaced"]]
-        groups.update(before[tid] for tid in replaced if tid in before)
         if replaced:  # new transactions have no items yet
             await conn.execute(DELETE_ITEMS, replaced)
         if merged_ids:
@@ -223,7 +210,7 @@ async def write(
         await conn.execute(RESOLVE_QUARANTINE, accepted)
     if refined.lineage:
         await conn.execute(MERGE_LINEAGE, *columns(refined.lineage, 3))
-    return MergeResult(changed, groups, merged_ids)
+    return MergeResult(changed, merged_ids)
 
 
 def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:

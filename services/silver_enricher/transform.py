@@ -71,7 +71,6 @@ class Refined:
     quarantined: Counter[str] = field(default_factory=Counter)
     warned: Counter[str] = field(default_factory=Counter)
     event_times: list[datetime] = field(default_factory=list)  # occurred_at of kept records
-    groups: set[tuple[str, date]] = field(default_factory=set)  # (store, local day) touched
     waiting_stores: set[str] = field(default_factory=set)  # quarantined as unknown_store
     unknown_skus: set[str] = field(default_factory=set)  # kept, enriched as 'unknown'
 
@@ -140,7 +139,6 @@ class Refiner:
         silver = self.silver_transaction(tx, record, stores[tx.store_id], products)
         out.lineage.append((uuid.UUID(record.bronze_id), TX_TABLE, silver.transaction_id))
         out.event_times.append(tx.occurred_at)
-        out.groups.add((silver.store_id, silver.local_date))
         current = out.transactions.get(silver.transaction_id)
         if current is None or silver.rank > current.rank:
             out.transactions[silver.transaction_id] = silver
@@ -207,8 +205,6 @@ class Refiner:
                              uuid.UUID(record.bronze_id))  # fmt: skip
         out.lineage.append((uuid.UUID(record.bronze_id), READINGS_TABLE, None))
         out.event_times.append(reading.occurred_at)
-        if reading.kind == "footfall":
-            out.groups.add((reading.store_id, local_date))
 
     def _spend(self, out: Refined, record: DecodedRecord, spend: CampaignSpend) -> None:
         channel = spend.channel or ""
@@ -217,7 +213,6 @@ class Refiner:
                            spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
                            uuid.UUID(record.bronze_id), record.kafka_timestamp)  # fmt: skip
         out.lineage.append((uuid.UUID(record.bronze_id), SPEND_TABLE, None))
-        out.groups.add((spend.store_id, spend.date))
 
 
 def store_of(raw: Any) -> str | None:

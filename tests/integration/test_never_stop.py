@@ -96,7 +96,7 @@ async def until_settled(
 ) -> None:
     """Every published source record is in bronze (rows, empty batch) or the error log, every
     bronze row has its silver lineage, and gold (if it runs) has taken every change."""
-    deltas = "(SELECT count(*) FROM scout.gold_silver_deltas)" if gold else "0"
+    deltas = "(SELECT count(*) FROM scout.gold_silver_changes)" if gold else "0"
     seen: dict[str, Any] = {}
 
     async def settled() -> bool:

@@ -27,13 +27,13 @@ SECRETS_OF_OTHERS = {
                "SELECT * FROM scout.pii_access_log"],
     "silver": ["SELECT * FROM scout.platinum_privacy_ledger",
                "SELECT * FROM scout.pii_access_log",
-               "SELECT * FROM scout.gold_silver_deltas"],
+               "SELECT * FROM scout.gold_silver_changes"],
     "gold": ["SELECT raw_data FROM scout.bronze_transactions_raw",
              "SELECT raw_bytes FROM scout.bronze_error_log",
              "SELECT * FROM scout.platinum_privacy_ledger"],
     "platinum": ["SELECT raw_data FROM scout.bronze_transactions_raw",
                  "SELECT raw_bytes FROM scout.bronze_error_log",
-                 "SELECT * FROM scout.gold_silver_deltas"],
+                 "SELECT * FROM scout.gold_silver_changes"],
 }  # fmt: skip
 
 
@@ -163,7 +163,7 @@ async def test_reader_sees_no_personal_data(
             "SELECT * FROM scout.silver_transactions_cleaned",
             "SELECT detail FROM scout.silver_quarantine",
             "SELECT store_id, batch_id, partner FROM scout.silver_quarantine",
-            "SELECT customer_key FROM scout.gold_silver_deltas",
+            "SELECT customer_key FROM scout.gold_silver_changes",
             "SELECT * FROM scout.read_bronze_raw('curious', now() - interval '1 day', now())",
             "SELECT * FROM scout.pii_access_log",
             "SELECT partner, batch_id FROM scout.bronze_ingestion_batches",
