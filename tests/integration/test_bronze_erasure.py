@@ -22,7 +22,7 @@ INSERT_RAW = (
 )
 INSERT_ERROR = (
     "INSERT INTO scout.bronze_error_log (id, raw_bytes, reason, kafka_topic, kafka_partition, "
-    "kafka_offset) VALUES ($1, $2, 'not_json', 'pos', 0, $3)"
+    "kafka_offset, kafka_timestamp) VALUES ($1, $2, 'not_json', 'pos', 0, $3, now())"
 )
 
 
