@@ -113,7 +113,7 @@ SELECT
   (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver,
   (SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NULL) AS quarantined,
   (SELECT count(*) FROM scout.gold_business_metrics) AS gold,
-  (SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics) AS gold_tx,
+  (SELECT coalesce(sum(transaction_count), 0)::bigint FROM scout.gold_business_metrics) AS gold_tx,
   (SELECT count(*) FROM scout.gold_silver_changes) AS gold_pending
 """
 RULES_QUERY = """
@@ -190,7 +190,7 @@ SELECT
   (SELECT count(*) FROM scout.bronze_error_log WHERE logged_at >= $1) AS errors,
   (SELECT count(*) FROM scout.silver_transactions_cleaned WHERE created_at >= $1) AS silver,
   (SELECT count(*) FROM scout.gold_business_metrics WHERE updated_at >= $1) AS gold,
-  (SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_business_metrics) AS gold_tx,
+  (SELECT coalesce(sum(transaction_count), 0)::bigint FROM scout.gold_business_metrics) AS gold_tx,
   (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver_all
 """
 
