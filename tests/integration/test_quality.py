@@ -39,8 +39,9 @@ async def seed_bronze_and_silver(db: asyncpg.Connection) -> list[uuid.UUID]:
     )  # fmt: skip
     await db.copy_records_to_table(
         "bronze_error_log", schema_name="scout",
-        columns=["id", "raw_bytes", "reason", "kafka_topic", "kafka_partition", "kafka_offset"],
-        records=[(uuid.uuid4(), b"\xff", "not_json", "scout.pos.transactions", 1, n)
+        columns=["id", "raw_bytes", "reason", "kafka_topic", "kafka_partition", "kafka_offset",
+                 "kafka_timestamp"],
+        records=[(uuid.uuid4(), b"\xff", "not_json", "scout.pos.transactions", 1, n, now)
                  for n in range(5)],
     )  # fmt: skip
     # Silver processed 98 of them: 95 transactions, 3 quarantined; 2 are still in flight.

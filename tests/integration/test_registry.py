@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,7 +25,7 @@ from pydantic import SecretStr
 
 from services.common import registered_schemas, registry
 from services.common.kafka import create_topics, delete_topics_with_prefix, topics_for
-from services.common.settings import Settings
+from services.common.settings import SERVICE_ROLES, Settings
 from services.devstack import registry as devstack_registry
 from tests.conftest import Stack
 from tests.integration.test_gold import until_gold_settles
@@ -66,8 +67,16 @@ async def _other_settings(
                 await asyncio.sleep(0.1 * (attempt + 1))
     finally:
         await admin.close()
+    # Every login of the base settings, pointed at the other database.
+    logins = {
+        f"database_url_{service}": SecretStr(
+            urlunsplit(urlsplit(base.database_url_for(service))._replace(path=f"/{name}"))
+        )
+        for service in SERVICE_ROLES
+    }
     other = base.model_copy(
         update={
+            **logins,
             "database_url": SecretStr(stack.url_for(name)),
             "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
             "state_dir": tmp_path / "state-plain",

@@ -79,7 +79,7 @@ async def _text_values(db: asyncpg.Connection) -> list[tuple[str, str, str]]:
     columns = await db.fetch(
         "SELECT c.table_name, c.column_name FROM information_schema.columns c "
         "JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE c.table_schema = 'scout' AND t.table_type = 'BASE TABLE' "
+        "WHERE c.table_schema = 'scout' AND t.table_type IN ('BASE TABLE', 'VIEW') "
         "AND (c.table_name LIKE 'silver%' OR c.table_name LIKE 'gold%' "
         "OR c.table_name LIKE 'platinum%') AND c.data_type IN ('text', 'character varying')"
     )
