@@ -48,8 +48,11 @@ async def until_silver_settles(
     """All of the run is in bronze, every bronze row has a lineage row, and nothing waits
     for master data that has arrived (quarantined unknown stores, items of unknown SKUs)."""
 
+    seen: dict[str, int] = {}
+
     async def settled() -> bool:
         bronze = await db.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw")
+        seen.update(bronze=bronze, expected=manifest["expected"]["bronze_transactions_raw"])
         if bronze != manifest["expected"]["bronze_transactions_raw"]:
             return False
         lineage = await db.fetchval("SELECT count(*) FROM scout.silver_lineage")
@@ -61,9 +64,10 @@ async def until_silver_settles(
             "SELECT count(*) FROM scout.silver_transaction_items i "
             "JOIN scout.silver_master_products p USING (sku) WHERE NOT i.known_sku"
         )
+        seen.update(lineage=lineage, waiting=waiting, unenriched=unenriched)
         return bool(bronze > 0 and bronze == lineage and waiting == 0 and unenriched == 0)
 
-    await wait_for(settled, timeout=timeout)
+    await wait_for(settled, timeout=timeout, context=lambda: seen)
 
 
 async def test_simulated_traffic_is_accounted_for_by_rule(
