@@ -24,7 +24,7 @@ import faust
 
 from services.common.batching import run_batch
 from services.common.kafka import make_app, topics_for
-from services.common.lifecycle import TRANSIENT_DB_ERRORS, retry
+from services.common.lifecycle import retry
 from services.common.metrics import (
     BATCH_FLUSH,
     FRESHNESS,
@@ -86,7 +86,7 @@ class GoldAggregator:
             batch = frozenset(ordered[i : i + SHARDS_PER_FLUSH])
             while True:
                 n = await retry(partial(self._flush_once, batch), what="gold flush",
-                                retry_on=(*TRANSIENT_DB_ERRORS, InconsistentState),
+                                retry_on=(InconsistentState,),
                                 on_retry=self._flush_failed)  # fmt: skip
                 total += n
                 if n < CLAIM_DAYS:
