@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.common.errors import ConfigError
 
@@ -74,6 +75,7 @@ def is_placeholder(key: PiiKey) -> bool:
     )
 
 
+@lru_cache(maxsize=65536)  # repeat customers recur; the worker's memory only
 def pseudonymise(customer_id: str, key: PiiKey) -> str:
     """Keyed pseudonym of a customer id: ``<key id>:<hex HMAC-SHA256, 32 chars>``."""
     digest = hmac.new(key.secret, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
@@ -124,9 +126,36 @@ def scrub_text(text: str | None) -> str | None:
     """``text`` without e-mail addresses, card numbers and phone numbers."""
     if text is None:
         return None
+    if len(text) <= _CACHED_CHARS:  # codes and ids repeat (terminals, batches, payment)
+        return _scrub_short(text)
+    return _scrub(text)
+
+
+# Short texts are cached: most are codes that recur on every record of a store or a batch.
+# The cache lives in the worker's memory only, like the batch it came with.
+_CACHED_CHARS = 64
+
+
+@lru_cache(maxsize=16384)
+def _scrub_short(text: str) -> str:
+    return _scrub(text)
+
+
+def _scrub(text: str) -> str:
+    if not _may_hold_pii(text):
+        return text
     text = _EMAIL.sub(REDACTED, text)
     text = _EMAIL_SPELLED.sub(REDACTED, text)
     return _NUMBERS.sub(_number_or_keep, text)
+
+
+def _may_hold_pii(text: str) -> bool:
+    """False only when no pattern can redact anything: every e-mail form needs an "@" (or
+    its full-width form) or the word "at", and a number is redacted only from
+    ``MIN_PHONE_DIGITS`` digits on (a cheap test that spares the regexes most codes)."""
+    if "@" in text or "\uff20" in text or "at" in text.lower():
+        return True
+    return sum(ch.isdigit() for ch in text) >= MIN_PHONE_DIGITS
 
 
 def _number_or_keep(match: re.Match[str]) -> str:

@@ -42,6 +42,9 @@ TX_TABLE = "silver_transactions_cleaned"
 SPEND_TABLE = "silver_campaign_spend"
 READINGS_TABLE = "silver_device_readings"
 QUARANTINE_TABLE = "silver_quarantine"
+# A bronze row's id as its UUID text: asyncpg encodes text into uuid columns and arrays, so
+# the rows keep the text silver received instead of parsing it into a UUID per use.
+BronzeId = str
 
 
 def transaction_id(source_system: str, event_id: str) -> uuid.UUID:
@@ -67,7 +70,7 @@ class Refined:
     spends: dict[tuple[str, str, date, str], tuple[Any, ...]] = field(default_factory=dict)
     readings: dict[tuple[str, str, datetime], tuple[Any, ...]] = field(default_factory=dict)
     quarantine: list[tuple[Any, ...]] = field(default_factory=list)
-    lineage: list[tuple[uuid.UUID, str, uuid.UUID | None]] = field(default_factory=list)
+    lineage: list[tuple[BronzeId, str, uuid.UUID | None]] = field(default_factory=list)
     quarantined: Counter[str] = field(default_factory=Counter)
     warned: Counter[str] = field(default_factory=Counter)
     event_times: list[datetime] = field(default_factory=list)  # occurred_at of kept records
@@ -110,7 +113,7 @@ class Refiner:
 
     def _quarantine(self, out: Refined, record: DecodedRecord, rule: str, field_: str | None,
                     detail: str, store_id: str | None) -> None:  # fmt: skip
-        bronze_id = uuid.UUID(record.bronze_id)
+        bronze_id = record.bronze_id
         out.quarantine.append(  # detail, batch and partner echo the input: scrubbed too
             (bronze_id, record.source_system, rule, field_, scrub_text(detail), store_id,
              scrub_text(record.batch_id), scrub_text(record.partner), record.kafka_timestamp)
@@ -137,7 +140,7 @@ class Refiner:
         out.warned.update(verdict.warnings)
         out.unknown_skus.update(i.sku for i in tx.items if i.sku not in products)
         silver = self.silver_transaction(tx, record, stores[tx.store_id], products)
-        out.lineage.append((uuid.UUID(record.bronze_id), TX_TABLE, silver.transaction_id))
+        out.lineage.append((record.bronze_id, TX_TABLE, silver.transaction_id))
         out.event_times.append(tx.occurred_at)
         current = out.transactions.get(silver.transaction_id)
         if current is None or silver.rank > current.rank:
@@ -174,7 +177,7 @@ class Refiner:
         )  # fmt: skip
         customer_key = pseudonymise(customer.id, self.pii_key) if customer and customer.id else None
         row = (
-            tid, tx.source_system, tx.event_id, tx.version, uuid.UUID(record.bronze_id),
+            tid, tx.source_system, tx.event_id, tx.version, record.bronze_id,
             record.kafka_timestamp, tx.store_id, tx.occurred_at, tx.net_amount, tx.gross_amount,
             tx.discount_amount, tx.currency, largest[1], largest[2], customer_type, customer_key,
             scrub_text(tx.payment_method), scrub_text(tx.terminal_id), scrub_text(tx.campaign_id),
@@ -202,8 +205,8 @@ class Refiner:
         key = (reading.device_id, reading.kind, reading.occurred_at)
         out.readings[key] = (reading.device_id, reading.kind, reading.occurred_at,
                              reading.store_id, reading.value, local_date,
-                             uuid.UUID(record.bronze_id))  # fmt: skip
-        out.lineage.append((uuid.UUID(record.bronze_id), READINGS_TABLE, None))
+                             record.bronze_id)  # fmt: skip
+        out.lineage.append((record.bronze_id, READINGS_TABLE, None))
         out.event_times.append(reading.occurred_at)
 
     def _spend(self, out: Refined, record: DecodedRecord, spend: CampaignSpend) -> None:
@@ -211,8 +214,8 @@ class Refiner:
         key = (spend.campaign_id, spend.store_id, spend.date, channel)
         out.spends[key] = (spend.campaign_id, spend.store_id, spend.date, scrub_text(channel),
                            spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
-                           uuid.UUID(record.bronze_id), record.kafka_timestamp)  # fmt: skip
-        out.lineage.append((uuid.UUID(record.bronze_id), SPEND_TABLE, None))
+                           record.bronze_id, record.kafka_timestamp)  # fmt: skip
+        out.lineage.append((record.bronze_id, SPEND_TABLE, None))
 
 
 def store_of(raw: Any) -> str | None:

@@ -370,3 +370,58 @@ def test_valid_examples_satisfy_the_exported_schema_shape() -> None:
         "total_amount",
     }
     assert doc["properties"]["schema"]["const"] == "pos.transaction/1"
+
+
+def _parsed_examples() -> list[Any]:
+    """One parsed event of every internal model, each built by the parser's construct."""
+    v2 = {**POS_V1, "schema": "pos.transaction/2", "gross_amount": 125.50,
+          "discount_amount": 5}  # fmt: skip
+    del v2["total_amount"]
+    iot = {"schema": "iot.reading/1", "kind": "sale", "event_id": "I-1", "store_id": "S0042",
+           "device_id": "D-1", "occurred_at": "2026-11-25T10:15:00+08:00", "sku": "P-1",
+           "qty": 3, "amount": 10}  # fmt: skip
+    raws = [
+        parse_record(_raw(POS_V1), "pos"),
+        parse_record(_raw(v2), "pos"),
+        parse_record(_raw(iot), "iot"),
+        parse_record(_raw({**iot, "kind": "footfall", "value": 12}), "iot"),
+        parse_record(_raw({"type": "campaign_spend", "campaign_id": "C-1", "store_id": "S1",
+                           "date": "2026-11-25", "spend": 100}), "api", batch_id="B", partner="P"),
+        parse_master(_raw({"schema": "master.store/1", "store_id": "S1", "name": "n",
+                           "region": "r", "city": "c", "timezone": "Asia/Manila"})),
+        parse_master(_raw({"schema": "master.product/1", "sku": "P-1", "name": "n",
+                           "brand": "b", "category": "c", "unit_price": 2})),
+    ]  # fmt: skip
+    return raws
+
+
+def _raw(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("event", _parsed_examples(), ids=lambda e: type(e).__name__)
+def test_parser_construct_equals_pydantic_model_construct(event: Any) -> None:
+    # The parser builds its internal models without pydantic's model_construct (a third of
+    # its cost); what it builds must be the same object, fields set and all.
+    assert not isinstance(event, Rejection)
+    given = {name: getattr(event, name) for name in event.model_fields_set}
+    reference = type(event).model_construct(**given)
+    assert event == reference
+    assert event.model_fields_set == reference.model_fields_set
+    assert event.__dict__ == reference.__dict__
+    for item in getattr(event, "items", ()):
+        assert item == type(item).model_construct(**item.__dict__)
+
+
+@pytest.mark.parametrize(
+    ("amount", "accepted"),
+    [("99999999.99", True), ("99999999.994", True), ("99999999.995", False), ("1E+8", False)],
+)
+def test_money_bound_holds_after_rounding(amount: str, accepted: bool) -> None:
+    # An amount that rounds to more than MONEY_MAX (half away from zero) is outside it.
+    payload = {**POS_V1, "total_amount": amount,
+               "items": [{"sku": "P-1", "qty": 1, "unit_price": amount}]}  # fmt: skip
+    event = parse_record(json.dumps(payload).encode(), "pos")
+    assert isinstance(event, Transaction) is accepted, event
+    if accepted:
+        assert isinstance(event, Transaction) and event.net_amount <= Decimal("99999999.99")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.errors import ConfigError
+from services.silver_enricher import pii
 from services.silver_enricher.pii import (
     DEV_KEY,
     REDACTED,
@@ -114,6 +117,32 @@ def test_personal_data_is_removed(text: str, secret: str) -> None:
 @pytest.mark.parametrize("text", KEPT)
 def test_ordinary_text_is_kept(text: str) -> None:
     assert scrub_text(text) == text
+
+
+def _regexes_only(text: str) -> str:
+    """The three patterns applied with no shortcut: what scrub_text must equal."""
+    text = pii._EMAIL.sub(REDACTED, text)
+    text = pii._EMAIL_SPELLED.sub(REDACTED, text)
+    return pii._NUMBERS.sub(pii._number_or_keep, text)
+
+
+# Text made of what the shortcuts look at: digits of several scripts, separators, "@" in
+# both widths, "at"/"dot" in any case, letters, and long runs past the cache's length.
+_PIECES = st.sampled_from(
+    ["0", "7", "\u0e51", "\u0967", "-", " ", ".", "/", "(", ")", "+", "@", "\uff20", "at",
+     "AT", " at ", " dot ", "(at)", "[dot]", "com", "juan", "ph", "x" * 60]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES | st.text(max_size=3), max_size=30).map("".join))
+def test_shortcuts_change_no_result(text: str) -> None:
+    assert scrub_text(text) == _regexes_only(text)
+
+
+@pytest.mark.parametrize(("text", "secret"), CORPUS)
+def test_corpus_through_the_cache_twice(text: str, secret: str) -> None:
+    assert scrub_text(text) == scrub_text(text) == _regexes_only(text)
 
 
 def test_none_stays_none() -> None:

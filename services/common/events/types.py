@@ -30,6 +30,7 @@ from services.common.events import rules
 # The input domain (CONTRACTS §1): what one field may hold so that every layer can store it.
 CENT = Decimal("0.01")
 MONEY_MAX = Decimal("99999999.99")  # one amount, price or line (numeric(12,2) holds 1e10)
+_MONEY_ROUNDS_PAST_MAX = MONEY_MAX + CENT / 2  # from here on an amount rounds beyond MONEY_MAX
 QTY_MAX = 1_000_000  # units of one line (a bulk sale of a million units is a sale)
 ITEMS_MAX = 1_000  # lines of one basket, so a basket's units stay < 2^31 (integer)
 INT4_MAX = 2**31 - 1  # PostgreSQL integer
@@ -110,7 +111,7 @@ def to_cents(value: object) -> Decimal:
     """Money: :func:`to_decimal`, rounded to cents the way ``numeric(12,2)`` rounds (half away
     from zero), at most :data:`MONEY_MAX` in size."""
     amount = to_decimal(value)
-    if abs(amount) > MONEY_MAX + CENT / 2:
+    if abs(amount) >= _MONEY_ROUNDS_PAST_MAX:
         raise _error(rules.INVALID_VALUE, f"amount beyond ±{MONEY_MAX}")
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
