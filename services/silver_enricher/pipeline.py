@@ -8,6 +8,7 @@ nothing is announced on Kafka.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -39,6 +40,10 @@ from services.silver_enricher.transform import QUARANTINE_TABLE, Refined, Refine
 log = logging.getLogger(__name__)
 LAYER = "silver"
 MASTER_REFRESH_S = 60.0
+# Records per transaction of a batch. Parts overlap (one refined while the previous one is
+# written); large enough that per-statement costs do not count, small enough that gold sees
+# a catch-up's changes every second or so.
+PART_RECORDS = 2_500
 
 LateMaster = Callable[[Sequence[str], Sequence[str]], Awaitable[int]]  # (store ids, SKUs)
 
@@ -108,20 +113,71 @@ class SilverPipeline:
         recheck_master: bool = True,
         reenrich: bool = False,
     ) -> repo.MergeResult:
-        """Refine and merge one batch (one transaction). A record that cannot be refined or
-        stored is isolated and quarantined (:mod:`services.common.isolation`); the rest of
-        the batch goes on."""
+        """Refine and merge a batch, in parts of :data:`PART_RECORDS` records, each in its
+        own transaction. A record that cannot be refined or stored is isolated and
+        quarantined (:mod:`services.common.isolation`); the rest of the batch goes on.
+
+        The parts overlap: while one part's transaction runs in PostgreSQL, the next part is
+        refined in a worker thread (refining is pure), at most one of each at a time. This
+        returns once every part is committed, so the caller commits Kafka offsets only
+        after the whole batch is in silver; a batch redelivered halfway converges to the
+        same rows (every merge is idempotent, newest wins)."""
         unique = list({r.bronze_id: r for r in records}.values())
         results: list[repo.MergeResult] = []
-
-        async def part(part_records: Sequence[DecodedRecord]) -> None:
-            results.append(await self._process(part_records, recheck_master, reenrich))
-
-        await isolate(unique, part, self._keep_unprocessable, layer=LAYER)
+        writing: asyncio.Future[None] | None = None
+        try:
+            for start in range(0, len(unique), PART_RECORDS):
+                part = unique[start : start + PART_RECORDS]
+                prepared = await self._prepare(part)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(
+                    self._write_part(part, prepared, results, recheck_master, reenrich)
+                )
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                await asyncio.wait({writing})  # never leave a transaction behind
         return repo.MergeResult(
             sum(r.changed_transactions for r in results),
             [tid for r in results for tid in r.merged_ids],
         )
+
+    async def _prepare(self, records: Sequence[DecodedRecord]) -> Refined | None:
+        """The part refined ahead of its transaction (master data looked up first), or None
+        when refining fails on its data: the isolation then finds the records."""
+
+        async def lookup() -> None:
+            pool = await self.pool()
+            async with pool.acquire() as conn:
+                await self.master.ensure(conn, records)
+
+        await retry(lookup, what="silver master lookup", on_retry=self.on_db_retry)
+        try:
+            return await asyncio.to_thread(self._refine, records)
+        except Exception:
+            return None
+
+    def _refine(self, records: Sequence[DecodedRecord]) -> Refined:
+        stores, products = self.master.stores, self.master.products
+        ctx = Context(datetime.now(UTC), self.allowed_skew, stores, products)
+        return self.refiner.refine(records, stores, products, ctx)
+
+    async def _write_part(
+        self,
+        part: Sequence[DecodedRecord],
+        prepared: Refined | None,
+        results: list[repo.MergeResult],
+        recheck_master: bool,
+        reenrich: bool,
+    ) -> None:
+        async def attempt(records: Sequence[DecodedRecord]) -> None:
+            # The refined part serves its first attempt; the halves of a bisection refine anew.
+            refined = prepared if records is part else None
+            results.append(await self._process(records, refined, recheck_master, reenrich))
+
+        await isolate(part, attempt, self._keep_unprocessable, layer=LAYER)
 
     async def _keep_unprocessable(self, record: DecodedRecord, reason: str, detail: str) -> None:
         bronze_id = uuid.UUID(record.bronze_id)
@@ -141,32 +197,35 @@ class SilverPipeline:
         RECORDS_REJECTED.labels(LAYER, rules.UNPROCESSABLE).inc()
 
     async def _process(
-        self, unique: Sequence[DecodedRecord], recheck_master: bool, reenrich: bool
+        self,
+        unique: Sequence[DecodedRecord],
+        refined: Refined | None,
+        recheck_master: bool,
+        reenrich: bool,
     ) -> repo.MergeResult:
         started = time.perf_counter()
-        refined, result = await retry(
-            partial(self._merge, unique, reenrich),
+        merged, result = await retry(
+            partial(self._merge, unique, refined, reenrich),
             what="silver batch",
             on_retry=self.on_db_retry,
         )
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)
-        self._observe(refined, unique, result)
-        late = refined.waiting_stores or refined.unknown_skus
+        self._observe(merged, unique, result)
+        late = merged.waiting_stores or merged.unknown_skus
         if recheck_master and late and self.on_late_master is not None:
             # The master record may have been committed while this batch was in flight: the
             # master handler's own re-check then ran before our rows existed. Check again.
-            await self.on_late_master(sorted(refined.waiting_stores), sorted(refined.unknown_skus))
+            await self.on_late_master(sorted(merged.waiting_stores), sorted(merged.unknown_skus))
         return result
 
     async def _merge(
-        self, records: Sequence[DecodedRecord], reenrich: bool
+        self, records: Sequence[DecodedRecord], refined: Refined | None, reenrich: bool
     ) -> tuple[Refined, repo.MergeResult]:
         pool = await self.pool()
         async with pool.acquire() as conn:
-            await self.master.ensure(conn, records)
-            ctx = Context(datetime.now(UTC), self.allowed_skew, self.master.stores,
-                          self.master.products)  # fmt: skip
-            refined = self.refiner.refine(records, self.master.stores, self.master.products, ctx)
+            if refined is None:
+                await self.master.ensure(conn, records)
+                refined = self._refine(records)
             async with conn.transaction():
                 return refined, await repo.write(conn, refined, reenrich=reenrich)
 

@@ -1,0 +1,121 @@
+"""Silver merges a batch in overlapping parts (refine the next while the last is written):
+the outcome is the one a single transaction would give, on a real PostgreSQL.
+
+Versions of one transaction fall into different parts, in any order; records the database
+refuses sit in different parts; the batch is then delivered again. Every transaction must end
+at its highest version with its items, every record in exactly one place, the refused ones
+quarantined, and the redelivery must change nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.common.db import create_pool
+from services.common.events import ProductRecord, StoreRecord
+from services.common.handoff import DecodedRecord
+from services.common.settings import Settings
+from services.silver_enricher import pipeline as silver_pipeline
+from services.silver_enricher import repo
+from services.silver_enricher.app import pii_key
+from services.silver_enricher.expectations import DEFAULT_EXPECTATIONS
+from services.silver_enricher.pipeline import SilverPipeline
+from services.silver_enricher.transform import Refiner
+
+TRANSACTIONS = 80
+VERSIONS = 3
+REFUSED = ("REFUSE-1", "REFUSE-2", "REFUSE-3")
+
+
+def _record(event_id: str, version: int, when: datetime) -> DecodedRecord:
+    qty, price = 1 + version, Decimal("12.50")
+    raw: dict[str, Any] = {
+        "schema": "pos.transaction/1", "event_id": event_id, "store_id": "S1",
+        "terminal_id": "T-1", "occurred_at": when.isoformat(), "total_amount": qty * price,
+        "payment_method": "cash", "version": version,
+        "items": [{"sku": "P-1", "qty": qty, "unit_price": price}],
+    }  # fmt: skip
+    return DecodedRecord(str(uuid.uuid4()), "pos", when + timedelta(seconds=version), raw,
+                         None, None)  # fmt: skip
+
+
+def _batch() -> list[DecodedRecord]:
+    when = datetime.now(UTC) - timedelta(hours=1)
+    records = [_record(f"E-{n:03d}", v, when) for n in range(TRANSACTIONS)
+               for v in range(1, VERSIONS + 1)]  # fmt: skip
+    random.Random(20261201).shuffle(records)  # versions of one event land in different parts
+    for i, event_id in enumerate(REFUSED):  # one in the first, middle and last part
+        records.insert([5, len(records) // 2, len(records) - 5][i], _record(event_id, 1, when))
+    return records
+
+
+async def _state(db: asyncpg.Connection) -> dict[str, Any]:
+    return {
+        "tx": await db.fetch("SELECT event_id, version, bronze_id, amount FROM "
+                             "scout.silver_transactions_cleaned ORDER BY event_id"),
+        "items": await db.fetch("SELECT t.event_id, i.qty, i.line_amount FROM "
+                                "scout.silver_transaction_items i JOIN "
+                                "scout.silver_transactions_cleaned t USING (transaction_id) "
+                                "ORDER BY t.event_id, i.line_no"),
+        "quarantine": await db.fetch("SELECT bronze_id, rule FROM scout.silver_quarantine "
+                                     "ORDER BY bronze_id"),
+        "lineage": await db.fetchval("SELECT count(*) FROM scout.silver_lineage"),
+        "changes": await db.fetchval("SELECT coalesce(sum(sign), 0) FROM "
+                                     "scout.gold_silver_changes WHERE kind = 'transaction'"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("part_records", [7, 1_000_000])
+async def test_parts_give_the_outcome_of_one_transaction(
+    settings: Settings, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+    part_records: int,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(silver_pipeline, "PART_RECORDS", part_records)
+    await db.execute("ALTER TABLE scout.silver_transactions_cleaned ADD CONSTRAINT refuse "
+                     "CHECK (event_id NOT LIKE 'REFUSE-%')")  # fmt: skip
+    pool = await create_pool(settings, "silver")
+    try:
+        async with pool.acquire() as conn:
+            await repo.upsert_stores(conn, [StoreRecord.model_validate(
+                {"store_id": "S1", "name": "One", "region": "NCR", "city": "Manila",
+                 "timezone": "Asia/Manila"})])  # fmt: skip
+            await repo.upsert_products(conn, [ProductRecord.model_validate(
+                {"sku": "P-1", "name": "p", "brand": "b", "category": "c",
+                 "unit_price": "12.50"})])  # fmt: skip
+
+        async def get_pool() -> asyncpg.Pool:
+            return pool
+
+        pipeline = SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS),
+                                  allowed_skew_s=300)  # fmt: skip
+        batch = _batch()
+        first = await pipeline.process(batch)
+        state = await _state(db)
+        again = await pipeline.process(batch)  # the same batch delivered again
+        assert await _state(db) == state
+    finally:
+        await pool.close()
+
+    assert again.changed_transactions == 0
+    assert [(r["event_id"], r["version"]) for r in state["tx"]] == [
+        (f"E-{n:03d}", VERSIONS) for n in range(TRANSACTIONS)
+    ]
+    newest = {r.raw["event_id"]: r.bronze_id for r in batch if r.raw["version"] == VERSIONS}
+    assert {r["event_id"]: str(r["bronze_id"]) for r in state["tx"]} == newest
+    assert [(r["event_id"], r["qty"]) for r in state["items"]] == [
+        (f"E-{n:03d}", 1 + VERSIONS) for n in range(TRANSACTIONS)
+    ]
+    refused = sorted(r.bronze_id for r in batch if r.raw["event_id"] in REFUSED)
+    assert [(str(r["bronze_id"]), r["rule"]) for r in state["quarantine"]] == [
+        (b, "unprocessable") for b in refused
+    ]
+    assert state["lineage"] == len(batch)  # every record in exactly one place
+    assert state["changes"] == TRANSACTIONS  # gold is told of each transaction once, net
+    assert 0 < first.changed_transactions <= TRANSACTIONS * VERSIONS
