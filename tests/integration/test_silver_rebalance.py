@@ -42,7 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocol
 
 from services.common.handoff import decode_landed
-from services.common.kafka import create_topics, topics_for
+from services.common.kafka import topics_for
 from services.common.settings import Settings
 from tests.integration.test_gold import until_gold_settles
 from tests.support import ServiceProcess, publish, settings_env, wait_for
@@ -206,15 +206,6 @@ async def until_settled(db: asyncpg.Connection, sent: int, timeout: float) -> No
 async def test_versions_on_different_workers_while_partitions_move(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    # Six partitions, not the tests' four: Faust's sticky assignor fills each worker up to
-    # ceil(partitions / workers) and moves nothing off a worker at that capacity, so a third
-    # worker joining two that own 2 + 2 of four partitions gets none (and is never ready).
-    # With six, the two own 3 + 3 and each gives one up. (Under this prefix, the fixture
-    # deletes these topics with its own.)
-    settings = settings.model_copy(
-        update={"topic_prefix": f"{settings.topic_prefix}six.", "topic_partitions": 6}
-    )
-    await create_topics(settings)
     topics = topics_for(settings)
     bronze = ServiceProcess("bronze", settings, tmp_path)
     gold = ServiceProcess("gold", settings, tmp_path)
