@@ -190,6 +190,11 @@ def make_app(
         # A crashed worker's partitions move to the others after 10 s, not the default 60 s.
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 3.0,
+        # No Faust tables here (state is in PostgreSQL), so no standbys: with the default of
+        # one, Faust's assignor keeps every worker at ceil(partitions / workers) and a worker
+        # joining when that bound does not change (4 partitions, 2 -> 3 workers) gets none
+        # and is never ready; with none, it first trims each to floor(partitions / workers).
+        "table_standby_replicas": 0,
         "stream_buffer_maxsize": 16_384,
         "producer_linger_ms": 5,
         "producer_max_request_size": 8 * 1024 * 1024,

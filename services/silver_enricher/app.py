@@ -156,6 +156,9 @@ class MasterHandler:
             products = await repo.load_products(conn, list(skus)) if skus else {}
             if products:
                 unenriched = await conn.fetch(repo.UNENRICHED_BY_SKU, sorted(products))
+        # Known from here on: the re-processing below checks once more for master data that
+        # arrived meanwhile (SilverPipeline.reprocess), and must not find these unknown again.
+        self.pipeline.master.add(list(stores.values()), list(products.values()))
         if waiting:
             log.info("re-processing %d records that waited for their store", len(waiting))
             await self.pipeline.reprocess([repo.bronze_record(r) for r in waiting])

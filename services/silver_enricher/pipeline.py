@@ -249,10 +249,15 @@ class SilverPipeline:
     async def reprocess(
         self, rows: Sequence[BronzeRecordRow], *, reenrich: bool = False
     ) -> repo.MergeResult:
-        """Run bronze rows (quarantined, or lacking master data) through the same pipeline."""
-        return await self.process(
-            [decoded(row) for row in rows], recheck_master=False, reenrich=reenrich
-        )
+        """Run bronze rows (quarantined, or lacking master data) through the same pipeline.
+
+        Checked again for late master data after the commit, like a streaming batch: with
+        two workers, another one may commit a product these rows sell while they are in
+        flight, and its own re-check ran before they were in silver
+        (tests/integration/test_silver_late_master_race.py). This ends: the handler puts
+        what it found in the cache before re-processing, so each round needs master data
+        committed during the round before."""
+        return await self.process([decoded(row) for row in rows], reenrich=reenrich)
 
 
 def decoded(row: BronzeRecordRow) -> DecodedRecord:

@@ -61,9 +61,10 @@ async def test_three_gold_workers_one_killed_mid_stream(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     bronze = ServiceProcess("bronze", settings, tmp_path)
-    # One silver worker: with two, one run in three (in CI on a fresh clone) never settled,
-    # both workers idle with the settle condition still false; open in issue 14's note.
-    silvers = [ServiceProcess("silver", settings, tmp_path) for _ in range(1)]
+    # Two silver workers: their master handlers run at the same time, which once left an
+    # item enriched as unknown for good (a product committed on one worker while the other
+    # re-processed the records of a late store; test_silver_late_master_race.py).
+    silvers = [ServiceProcess("silver", settings, tmp_path) for _ in range(2)]
     golds = [ServiceProcess("gold", settings, tmp_path) for _ in range(3)]
     try:
         for service in (bronze, *silvers, *golds):
