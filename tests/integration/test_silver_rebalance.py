@@ -271,7 +271,9 @@ async def test_versions_on_different_workers_while_partitions_move(
         await wait_for(lambda: _no_lag(settings), timeout=60)
 
         # The scenario happened: versions of one event were carried on different partitions
-        # of bronze-landed (so to different workers), and every surviving worker merged some.
+        # of bronze-landed (so to different workers), and the work moved: at least three
+        # workers merged some (the replacement may own partitions only once the traffic is
+        # all consumed: the dead member is evicted after the session timeout).
         carried = await landed_partition_of(settings)
         by_event: dict[str, set[int]] = defaultdict(set)
         for r in await db.fetch("SELECT id::text AS id, raw_data->>'event_id' AS event_id "
@@ -279,7 +281,8 @@ async def test_versions_on_different_workers_while_partitions_move(
             by_event[r["event_id"]].add(carried[r["id"]])
         assert len(by_event) == EVENTS
         assert sum(1 for parts in by_event.values() if len(parts) > 1) > EVENTS // 2
-        assert all(_consumed_landed(w, settings) > 0 for w in survivors)
+        # (the killed one merged some: asserted before the kill)
+        assert sum(1 for w in survivors if _consumed_landed(w, settings) > 0) >= 2
 
         await _assert_silver_exact(db, sent)
         await until_gold_settles(db, timeout=120)
