@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 HANDOFF_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # well under the producer's 8 MiB request limit
 
@@ -114,11 +116,24 @@ def with_kind(raw: Any, source_system: str, kind: str | None) -> Any:
 def dump_exact_json(value: Any) -> str:
     """JSON text of a value parsed with ``parse_float=Decimal``, keeping numbers exact
     (``1500.00`` stays ``1500.00``, where a float round trip would write ``1500.0``)."""
+    try:
+        return orjson.dumps(value, default=_exact_number).decode()
+    except TypeError:  # an integer past 64 bits (orjson.JSONEncodeError is a TypeError)
+        return _dump_exact_slow(value)
+
+
+def _exact_number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))  # the decimal's own text, spliced in as is
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _dump_exact_slow(value: Any) -> str:
     if isinstance(value, dict):
-        items = ",".join(f"{json.dumps(k)}:{dump_exact_json(v)}" for k, v in value.items())
+        items = ",".join(f"{json.dumps(k)}:{_dump_exact_slow(v)}" for k, v in value.items())
         return f"{{{items}}}"
     if isinstance(value, list):
-        return f"[{','.join(dump_exact_json(v) for v in value)}]"
+        return f"[{','.join(_dump_exact_slow(v) for v in value)}]"
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value)
