@@ -25,8 +25,10 @@ import orjson
 from services.bronze_writer.framing import FrameInfo, Unframed
 from services.common.events.types import API_RECORDS_MAX, JSON_DEPTH_MAX, json_depth_exceeds
 from services.common.handoff import LandedRecord, dump_exact_json
+from services.common.ids import NameIds
 
 BRONZE_NAMESPACE = uuid.UUID("6f2b9c1e-5a41-4d0b-9a7e-2f7c3b1d8e55")
+_BRONZE_IDS = NameIds(BRONZE_NAMESPACE)
 
 # Error-log reasons (bronze_error_log.reason).
 NOT_UTF8 = "not_utf8"
@@ -137,9 +139,8 @@ class Landing:
 
 
 def bronze_id(kafka: KafkaCoordinates, record_index: int) -> uuid.UUID:
-    return uuid.uuid5(
-        BRONZE_NAMESPACE,
-        f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}:{kafka.timestamp_ms}",
+    return _BRONZE_IDS(
+        f"{kafka.topic}:{kafka.partition}:{kafka.offset}:{record_index}:{kafka.timestamp_ms}"
     )
 
 

@@ -26,6 +26,7 @@ from services.common.events import (
     parse_record,
 )
 from services.common.handoff import DecodedRecord
+from services.common.ids import NameIds
 from services.silver_enricher.expectations import (
     FUTURE_TIMESTAMP,
     UNKNOWN_STORE,
@@ -47,8 +48,11 @@ QUARANTINE_TABLE = "silver_quarantine"
 BronzeId = str
 
 
+_TRANSACTION_IDS = NameIds(TRANSACTION_NAMESPACE)
+
+
 def transaction_id(source_system: str, event_id: str) -> uuid.UUID:
-    return uuid.uuid5(TRANSACTION_NAMESPACE, f"{source_system}:{event_id}")
+    return _TRANSACTION_IDS(f"{source_system}:{event_id}")
 
 
 @dataclass(frozen=True)
