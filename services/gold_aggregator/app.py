@@ -194,7 +194,7 @@ class GoldAggregator:
                 else:
                     claimed = await channel.claim_groups(conn, groups)
                     await dead_letters.resolve(conn, groups)
-                if gained:
+                if gained and groups is None:  # isolation leaves them to the next flush
                     windows = await rolling.load(conn, gained)
                 if not claimed:
                     flushed = None
@@ -209,8 +209,9 @@ class GoldAggregator:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))
         self.ctx.db_ok()
         self.windows.replace(windows)
-        self.windows.apply(claimed, skip=gained)
-        self._windows_of |= shards
+        self.windows.apply(claimed, skip=gained)  # a later load has the skipped ones
+        if groups is None:
+            self._windows_of |= shards
         if flushed is None:
             return 0
         self._observe(claimed, flushed, day_rows, time.perf_counter() - started)
