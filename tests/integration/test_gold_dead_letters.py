@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -70,10 +71,13 @@ async def _gold_counts(db: asyncpg.Connection) -> dict[tuple[str, date], tuple[A
             for r in rows}  # fmt: skip
 
 
+@pytest.mark.parametrize("recovery", ["scout gold retry", "gold restarted"])
 async def test_a_group_gold_cannot_write_is_dead_lettered_and_recovers(
     settings: Settings,
     db: asyncpg.Connection,
     chain: list[ServiceProcess],  # noqa: F811
+    recovery: str,
+    tmp_path: Path,
 ) -> None:
     # An operator's constraint that one valid store's day violates (the database refuses a
     # derived value, as an overflow would).
@@ -92,7 +96,7 @@ async def test_a_group_gold_cannot_write_is_dead_lettered_and_recovers(
         return bool(unmerged == 0 and silver == total and waiting == 0 and dead == 1)
 
     await wait_for(settled, timeout=180, interval=1.0, context=lambda: seen)
-    bronze, silver, gold = chain
+    gold = chain[2]
     assert_never_stopped(chain)
 
     # The dead letter names the group, the table and the reason; its changes are kept.
@@ -129,10 +133,29 @@ async def test_a_group_gold_cannot_write_is_dead_lettered_and_recovers(
     await wait_for(settled, timeout=120, interval=1.0, context=lambda: seen)
     assert (await _gold_counts(db))[("S-F1", date(2026, 11, 25))] == (25, "750.00")
 
-    # The documented recovery: fix the cause, then `scout gold retry`.
+    # The documented recovery: fix the cause, then `scout gold retry` (or restart gold: a
+    # worker retries its shards' dead letters when it starts).
     await db.execute("ALTER TABLE scout.gold_business_metrics DROP CONSTRAINT refuse_g")
-    again = _gold(settings, "retry")
-    assert again.returncode == 0 and "1 dead-lettered gold group(s) due now" in again.stdout
+    if recovery == "scout gold retry":
+        again = _gold(settings, "retry")
+        assert again.returncode == 0 and "1 dead-lettered gold group(s) due now" in again.stdout
+    else:
+        assert gold.stop() == 0, gold.log_tail()
+        gold = chain[2] = ServiceProcess("gold", settings, tmp_path).start()
+    try:
+        await _recovered(settings, db, chain, isolated=1 if recovery == "scout gold retry" else 0)
+    finally:
+        if recovery != "scout gold retry":
+            assert gold.stop() == 0, gold.log_tail()
+
+
+async def _recovered(
+    settings: Settings, db: asyncpg.Connection, services: list[ServiceProcess], *, isolated: int
+) -> None:
+    """The group becomes exact, nothing waits, no worker stopped; ``isolated``: the gold
+    process's count (the same process as before, or a new one)."""
+    bronze, silver, gold = services
+    seen: dict[str, Any] = {}
 
     async def recovered() -> bool:
         left = await db.fetchval("SELECT (SELECT count(*) FROM scout.gold_dead_letters)"
@@ -145,7 +168,7 @@ async def test_a_group_gold_cannot_write_is_dead_lettered_and_recovers(
     verify = gold_verify(settings)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "dead letter" not in verify.stdout
-    assert_never_stopped(chain)
-    assert gold.metric("scout_records_isolated_total", layer="gold") == 1
+    assert_never_stopped(services)
+    assert gold.metric("scout_records_isolated_total", layer="gold") == isolated
     assert bronze.metric("scout_records_isolated_total") == 0
     assert silver.metric("scout_records_isolated_total") == 0
