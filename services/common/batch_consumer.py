@@ -41,6 +41,12 @@ __all__ = ["BatchRecordHandler", "DirectBatchConsumer", "KafkaRecord"]
 # Fetch sizes: large enough that one getmany can fill a batch of thousands of records.
 MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 FETCH_MAX_BYTES = 64 * 1024 * 1024
+# How old the consumer's cluster metadata may get. aiokafka's default (5 min) means a topic
+# that is deleted and re-created is not consumed again for up to 5 minutes: the subscription
+# drops it, and nothing refreshes the metadata before the maximum age. A small request every
+# 5 s is the price of picking it up at once (its committed offsets went with the old topic,
+# so ``auto_offset_reset`` starts it at 0: nothing skipped).
+METADATA_MAX_AGE_MS = 5_000
 
 
 class KafkaRecord(Protocol):
@@ -92,6 +98,7 @@ class DirectBatchConsumer(Service):
             "client_id": client_id or group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
+            "metadata_max_age_ms": METADATA_MAX_AGE_MS,
             "session_timeout_ms": int(session_timeout_s * 1000),
             "heartbeat_interval_ms": int(heartbeat_interval_s * 1000),
             "max_partition_fetch_bytes": MAX_PARTITION_FETCH_BYTES,

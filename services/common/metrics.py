@@ -63,7 +63,8 @@ BATCH_RETRIES = Counter(
 RECORDS_ISOLATED = Counter(
     "scout_records_isolated_total",
     "Records a layer could not store although they passed its checks, kept aside with the"
-    " reason (bronze error log, silver quarantine) while the rest of the batch went on",
+    " reason (bronze error log, silver quarantine, gold dead letters) while the rest of the"
+    " batch went on",
     ["layer", "reason"],
 )
 DB_UP = Gauge("scout_db_up", "1 when the last database call of the layer succeeded", ["layer"])
@@ -114,6 +115,11 @@ GOLD_FROM_SILVER = Histogram(
 GOLD_WAITING_CHANGES = Gauge(
     "scout_gold_waiting_changes",
     "Changes silver's triggers captured that gold has not applied yet (gold_silver_changes)",
+)
+GOLD_DEAD_LETTERS = Gauge(
+    "scout_gold_dead_letter_groups",
+    "(store, day) groups gold set aside because their changes could not be written"
+    " (gold_dead_letters); their changes wait to be retried",
 )
 GOLD_SHARDS_OWNED = Gauge(
     "scout_gold_shards_owned", "Gold shards (of 64) whose changes this replica takes"

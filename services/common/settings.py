@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     allowed_clock_skew_s: float = Field(default=300.0, ge=0)
     # How often the gold service compares gold with a from-scratch recomputation.
     gold_verify_interval_s: float = Field(default=300.0, gt=0)
+    # How long a gold group whose changes could not be written (gold_dead_letters) waits
+    # before gold tries it again (also on start, and at once after `scout gold retry`).
+    gold_dead_letter_retry_s: float = Field(default=600.0, gt=0)
     # A folder of secret files named after the settings (scout_database_url_bronze, …), e.g.
     # docker compose's /run/secrets; read by load_settings, environment variables win.
     secrets_dir: Path | None = None

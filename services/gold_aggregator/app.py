@@ -7,15 +7,17 @@ consumer group on the gold-shards topic assigns them) and applies them — to th
 state in memory of each (store, day / week / month) group (:mod:`incremental`), to the
 shards' partial sums of the day-wide grains (:mod:`day_tables`) and, once committed, to the
 live rolling windows (:mod:`rolling`, served as JSON at ``/gold/rolling``). Its cost follows
-the changes, not the size of the period. A second timer reconciles gold with a
-from-scratch recomputation and exports mismatches.
+the changes, not the size of the period. A flush that fails on data is not retried as it
+is: its (store, day) groups are bisected, the ones that fail alone set aside as dead letters
+with their changes kept (:mod:`dead_letters`), the rest committed. A second timer reconciles
+gold with a from-scratch recomputation and exports mismatches.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,11 +25,13 @@ from typing import Any
 import faust
 
 from services.common.batching import run_batch
+from services.common.isolation import isolate
 from services.common.kafka import make_app, topics_for
-from services.common.lifecycle import retry
+from services.common.lifecycle import is_transient, retry
 from services.common.metrics import (
     BATCH_FLUSH,
     FRESHNESS,
+    GOLD_DEAD_LETTERS,
     GOLD_FROM_SILVER,
     GOLD_GROUPS_IN_MEMORY,
     GOLD_GROUPS_LOADED,
@@ -40,9 +44,11 @@ from services.common.metrics import (
 )
 from services.common.service import ServiceContext
 from services.common.settings import Settings
-from services.gold_aggregator import repo, rolling
+from services.gold_aggregator import changes as channel
+from services.gold_aggregator import dead_letters, repo, rolling
 from services.gold_aggregator.changes import Change
 from services.gold_aggregator.day_tables import DayTables
+from services.gold_aggregator.dead_letters import Group
 from services.gold_aggregator.incremental import BusinessMetrics, Flushed, claim_changes
 from services.gold_aggregator.shards import SHARDS, owned_shards
 from services.gold_aggregator.state import InconsistentState
@@ -54,6 +60,7 @@ FLUSH_DUTY_CYCLE = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
 SHARDS_PER_FLUSH = 8  # shards per flush transaction
 VERIFY_DAYS = 35
+DEAD_LETTER_CHECK_S = 5.0  # how often a flush looks for dead-lettered groups that are due
 CHANGES = "gold_silver_changes"  # the label of the records consumed: silver's changes taken
 
 Owned = Callable[[], frozenset[int]]
@@ -68,6 +75,9 @@ class GoldAggregator:
         self.days = DayTables()
         self.windows = rolling.RollingWindows()
         self._windows_of: frozenset[int] = frozenset()  # shards whose windows are held
+        self._retried: frozenset[int] = frozenset()  # shards whose dead letters were retried
+        self._next_check = 0.0  # monotonic time of the next look for due dead letters
+        self._refusal: BaseException | None = None  # the last error of an isolation attempt
 
     async def flush(self) -> int:
         """Apply the captured silver changes of this replica's shards until none is left;
@@ -79,6 +89,7 @@ class GoldAggregator:
         self.windows.keep_only(shards)  # shards that moved away
         self._windows_of &= shards
         started, total = time.perf_counter(), 0
+        await self._retry_dead_letters(shards)
         ordered = sorted(shards)
         # A few shards per transaction: a backlog is then many short flushes, between which
         # the worker's loop runs (a rebalance, /metrics), not one that holds it for seconds.
@@ -112,14 +123,78 @@ class GoldAggregator:
         shards = batch & owned  # still ours (a rebalance may have begun meanwhile)
         if not shards:  # rebalancing, or a replica beyond the partition count
             return 0
+        try:
+            return await self._apply(shards)
+        except Exception as exc:
+            if is_transient(exc) or isinstance(exc, InconsistentState):
+                raise
+            refusal = exc
+        # A data error: the same flush would fail again. Set aside the groups that fail
+        # alone, write the others.
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            days = await channel.changed_days(conn, CLAIM_DAYS, shards)
+            groups = await channel.changed_groups(conn, shards, days)
+        log.warning("gold flush of %d group(s) refused (%s); isolating the groups that cause it",
+                    len(groups), type(refusal).__name__)  # fmt: skip
+        await self._isolate(shards, groups)
+        return len(days)
+
+    async def _retry_dead_letters(self, shards: frozenset[int]) -> None:
+        """Apply the changes of dead-lettered groups that are due (or of shards this worker
+        has not retried yet); those that still fail wait for the next retry."""
+        fresh = shards - self._retried
+        if not shards or (not fresh and time.monotonic() < self._next_check):
+            return
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn:
+            due = await dead_letters.due(conn, shards, fresh)
+        self._retried = shards
+        self._next_check = time.monotonic() + DEAD_LETTER_CHECK_S
+        if due:
+            log.info("gold: retrying %d dead-lettered group(s)", len(due))
+            await self._isolate(shards, due)
+
+    async def _isolate(self, shards: frozenset[int], groups: list[Group]) -> None:
+        async def attempt(part: Sequence[Group]) -> None:
+            try:
+                await retry(partial(self._apply, shards, part), what="gold isolation",
+                            retry_on=(InconsistentState,), max_attempts=3,
+                            on_retry=self._flush_failed)  # fmt: skip
+            except Exception as exc:
+                self._refusal = exc
+                raise
+
+        await isolate(groups, attempt, self._keep, layer=LAYER)
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn:
+            GOLD_DEAD_LETTERS.set(await dead_letters.count(conn))
+
+    async def _keep(self, group: Group, reason: str, detail: str) -> None:
+        table = getattr(self._refusal, "table_name", None)
+        log.error("gold: (store %s, day %s) set aside as a dead letter: %s (%s); its changes "
+                  "wait for a retry", group[0], group[1], reason, detail)  # fmt: skip
+        pool = await self.ctx.pool()
+        async with pool.acquire() as conn:
+            await dead_letters.keep(conn, group, reason=reason, detail=detail,
+                                    table_name=table if isinstance(table, str) else None,
+                                    retry_s=self.ctx.settings.gold_dead_letter_retry_s)  # fmt: skip
+
+    async def _apply(self, shards: frozenset[int], groups: Sequence[Group] | None = None) -> int:
+        """One flush transaction: the changes of ``shards`` (or of these ``groups`` only,
+        whose dead letters it resolves); returns the local days flushed."""
         gained = shards - self._windows_of
         pool = await self.ctx.pool()
         started = time.perf_counter()
         windows: dict[int, rolling.Buckets] = {}
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                claimed = await claim_changes(conn, CLAIM_DAYS, sorted(shards))
-                if gained:
+                if groups is None:
+                    claimed = await claim_changes(conn, CLAIM_DAYS, sorted(shards))
+                else:
+                    claimed = await channel.claim_groups(conn, groups)
+                    await dead_letters.resolve(conn, groups)
+                if gained and groups is None:  # isolation leaves them to the next flush
                     windows = await rolling.load(conn, gained)
                 if not claimed:
                     flushed = None
@@ -134,8 +209,9 @@ class GoldAggregator:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))
         self.ctx.db_ok()
         self.windows.replace(windows)
-        self.windows.apply(claimed, skip=gained)
-        self._windows_of |= shards
+        self.windows.apply(claimed, skip=gained)  # a later load has the skipped ones
+        if groups is None:
+            self._windows_of |= shards
         if flushed is None:
             return 0
         self._observe(claimed, flushed, day_rows, time.perf_counter() - started)
@@ -165,9 +241,11 @@ class GoldAggregator:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             result = await repo.mismatches(conn, since)
             waiting = await repo.waiting_changes(conn)
+            dead = await dead_letters.count(conn)
         for table, n in result.items():
             GOLD_RECONCILIATION_MISMATCHES.labels(table).set(n)
         GOLD_WAITING_CHANGES.set(waiting)
+        GOLD_DEAD_LETTERS.set(dead)
         return result
 
 

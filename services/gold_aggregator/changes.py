@@ -9,7 +9,9 @@ description of that row; :data:`COLUMNS` is the only list of its columns.
 
 Gold takes changes with :func:`claim` — ``DELETE … RETURNING`` in the flush's REPEATABLE READ
 transaction, so a change is applied by exactly one committed flush — for the shards it
-owns (:mod:`shards`), always all visible changes of each local day taken.
+owns (:mod:`shards`), always all visible changes of each local day taken — except those of
+the (store, day) groups set aside in ``gold_dead_letters`` (:mod:`dead_letters`), which wait
+there until the group is retried with :func:`claim_groups`.
 """
 
 from __future__ import annotations
@@ -61,14 +63,29 @@ COLUMNS = (
 )  # fmt: skip
 _RETURNING = ", ".join(COLUMNS)
 
-CHANGED_DAYS = """
-SELECT DISTINCT date_key FROM scout.gold_silver_changes
-WHERE $1::smallint[] IS NULL OR shard = ANY($1::smallint[]) LIMIT $2
+# Changes of a dead-lettered group stay where they are until the group is retried.
+_NOT_DEAD = """NOT EXISTS (SELECT 1 FROM scout.gold_dead_letters d
+                  WHERE d.store_id = c.store_id AND d.date_key = c.date_key)"""
+CHANGED_DAYS = f"""
+SELECT DISTINCT date_key FROM scout.gold_silver_changes c
+WHERE ($1::smallint[] IS NULL OR shard = ANY($1::smallint[])) AND {_NOT_DEAD} LIMIT $2
 """
 CLAIM = f"""
-DELETE FROM scout.gold_silver_changes
+DELETE FROM scout.gold_silver_changes c
 WHERE ($1::smallint[] IS NULL OR shard = ANY($1::smallint[]))
-  AND ($2::date[] IS NULL OR date_key = ANY($2::date[]))
+  AND ($2::date[] IS NULL OR date_key = ANY($2::date[])) AND {_NOT_DEAD}
+RETURNING {_RETURNING}
+"""
+# The (store, day) groups with changes waiting on these days ($2) of these shards ($1).
+CHANGED_GROUPS = f"""
+SELECT DISTINCT store_id, date_key FROM scout.gold_silver_changes c
+WHERE shard = ANY($1::smallint[]) AND date_key = ANY($2::date[]) AND {_NOT_DEAD}
+ORDER BY store_id, date_key
+"""
+# Every change of these (store, day) groups, dead-lettered or not.
+CLAIM_GROUPS = f"""
+DELETE FROM scout.gold_silver_changes
+WHERE (store_id, date_key) IN (SELECT * FROM unnest($1::text[], $2::date[]))
 RETURNING {_RETURNING}
 """
 # Changes still waiting (not taken by this transaction) of these stores ($1) between two
@@ -102,6 +119,32 @@ async def claim(
     # list for the planner to misjudge on a table whose size swings between 0 and a backlog).
     only = days if len(days) >= limit_days else None
     return [from_record(r) for r in await conn.fetch(CLAIM, shard_list, only)]
+
+
+async def changed_days(
+    conn: asyncpg.Connection, limit_days: int, shards: Collection[int]
+) -> list[date]:
+    """Up to ``limit_days`` local days with changes of ``shards`` that :func:`claim` takes."""
+    return [r["date_key"] for r in await conn.fetch(CHANGED_DAYS, sorted(shards), limit_days)]
+
+
+async def changed_groups(
+    conn: asyncpg.Connection, shards: Collection[int], days: Sequence[date]
+) -> list[tuple[str, date]]:
+    """The (store, day) groups :func:`claim` would take on these days, in order."""
+    rows = await conn.fetch(CHANGED_GROUPS, sorted(shards), list(days))
+    return [(r["store_id"], r["date_key"]) for r in rows]
+
+
+async def claim_groups(
+    conn: asyncpg.Connection, groups: Sequence[tuple[str, date]]
+) -> list[Change]:
+    """All visible changes of these (store, day) groups, dead-lettered ones included: whole
+    groups, as :func:`claim` takes them."""
+    if not groups:
+        return []
+    stores, days = [s for s, _ in groups], [d for _, d in groups]
+    return [from_record(r) for r in await conn.fetch(CLAIM_GROUPS, stores, days)]
 
 
 async def waiting_of_ranges(

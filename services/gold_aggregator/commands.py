@@ -1,4 +1,4 @@
-"""``scout gold rebuild`` and ``scout gold verify``."""
+"""``scout gold rebuild``, ``verify``, ``dead-letters`` and ``retry``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from services.common.db import create_pool
 from services.common.progress import Progress
 from services.common.settings import Settings
-from services.gold_aggregator import repo
+from services.gold_aggregator import dead_letters, repo
 from services.gold_aggregator.periods import PERIODS
 
 CHUNK = 2000
@@ -29,12 +29,23 @@ def register(subparsers: Any) -> None:
                          default=date(1970, 1, 1), help="first local day (YYYY-MM-DD)")  # fmt: skip
     rebuild.set_defaults(func=_rebuild)
     verify = sub.add_parser(
-        "verify", help="compare gold with a from-scratch recomputation (exit 1 on mismatch)"
-    )
+        "verify", help="compare gold with a from-scratch recomputation (exit 1 on mismatch, "
+        "2 when the rest is exact but groups are dead-lettered)",
+    )  # fmt: skip
     verify.add_argument("--days", type=int, default=35, help="how many recent days (default 35)")
     verify.add_argument("--from", dest="from_date", type=date.fromisoformat, default=None,
                         help="first local day instead of --days")  # fmt: skip
     verify.set_defaults(func=_verify)
+    listed = sub.add_parser(
+        "dead-letters", help="list the groups gold set aside because their changes could "
+        "not be written (exit 2 if there are any)",
+    )  # fmt: skip
+    listed.set_defaults(func=_dead_letters)
+    again = sub.add_parser(
+        "retry", help="after fixing the cause, make every dead-lettered group due: the running "
+        "gold workers re-apply their held changes within seconds",
+    )  # fmt: skip
+    again.set_defaults(func=_retry)
 
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,12 +89,53 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 result = await repo.mismatches(conn, since)
+                dead = await dead_letters.listed(conn)
         finally:
             await pool.close()
         for table, n in result.items():
             print(f"{table:<40} {n:>6} mismatches")
         total = sum(result.values())
-        print(f"gold since {since}: {'OK, equals silver' if total == 0 else f'{total} mismatches'}")
-        return 0 if total == 0 else 1
+        print(f"gold since {since}: {'OK, equals silver' if total == 0 else f'{total} mismatches'}"
+              + (f" (except {len(dead)} dead-lettered group(s))" if dead else ""))  # fmt: skip
+        # A dead-lettered group's changes are held back: it is not compared, but named.
+        _print_dead_letters(dead)
+        return 1 if total else 2 if dead else 0
+
+    return asyncio.run(run())
+
+
+def _print_dead_letters(dead: list[dead_letters.DeadLetter]) -> None:
+    for d in dead:
+        print(f"dead letter: store {d.store_id} day {d.date_key}: {d.reason}"
+              f" ({d.table_name or 'no table named'}), {d.attempts} attempt(s),"
+              f" first {d.first_seen_at:%Y-%m-%d %H:%M:%S}, next retry"
+              f" {d.retry_after:%Y-%m-%d %H:%M:%S}: {d.detail}")  # fmt: skip
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        pool = await create_pool(settings, "gold")
+        try:
+            async with pool.acquire() as conn:
+                dead = await dead_letters.listed(conn)
+        finally:
+            await pool.close()
+        _print_dead_letters(dead)
+        print(f"{len(dead)} dead-lettered gold group(s)")
+        return 2 if dead else 0
+
+    return asyncio.run(run())
+
+
+def _retry(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        pool = await create_pool(settings, "gold")
+        try:
+            async with pool.acquire() as conn:
+                n = await dead_letters.retry_all(conn)
+        finally:
+            await pool.close()
+        print(f"{n} dead-lettered gold group(s) due now; gold retries them within seconds")
+        return 0
 
     return asyncio.run(run())
