@@ -18,7 +18,6 @@ import faust
 from services.common.batching import consume_in_batches
 from services.common.errors import ConfigError
 from services.common.events import ProductRecord, Rejection, StoreRecord, parse_master, rules
-from services.common.handoff import decode_landed
 from services.common.isolation import isolate
 from services.common.kafka import kafka_time, make_app, topics_for
 from services.common.lifecycle import retry
@@ -192,9 +191,8 @@ def build_app(settings: Settings) -> faust.App:
     pipeline.on_late_master = masters.resolve_late_master
 
     async def handle_landed(events: Sequence[Any]) -> None:
-        records = [r for event in events for r in decode_landed(event.message.value)]
-        RECORDS_CONSUMED.labels(LAYER, events[0].message.topic).inc(len(records))
-        await pipeline.process(records)
+        consumed = RECORDS_CONSUMED.labels(LAYER, events[0].message.topic)
+        await pipeline.process_landed([e.message.value for e in events], consumed.inc)
         ctx.db_ok()
 
     landed = app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes)

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -21,7 +21,7 @@ from functools import partial
 import asyncpg
 
 from services.common.events import ProductRecord, StoreRecord, rules
-from services.common.handoff import DecodedRecord, with_kind
+from services.common.handoff import DecodedRecord, decode_landed, with_kind
 from services.common.isolation import isolate
 from services.common.lifecycle import retry
 from services.common.metrics import (
@@ -114,20 +114,47 @@ class SilverPipeline:
         reenrich: bool = False,
     ) -> repo.MergeResult:
         """Refine and merge a batch, in parts of :data:`PART_RECORDS` records, each in its
-        own transaction. A record that cannot be refined or stored is isolated and
-        quarantined (:mod:`services.common.isolation`); the rest of the batch goes on.
-
-        The parts overlap: while one part's transaction runs in PostgreSQL, the next part is
-        refined in a worker thread (refining is pure), at most one of each at a time. This
-        returns once every part is committed, so the caller commits Kafka offsets only
-        after the whole batch is in silver; a batch redelivered halfway converges to the
-        same rows (every merge is idempotent, newest wins)."""
+        own transaction (:meth:`_merge_parts`). A record that cannot be refined or stored is
+        isolated and quarantined (:mod:`services.common.isolation`); the rest goes on."""
         unique = list({r.bronze_id: r for r in records}.values())
+
+        async def parts() -> AsyncIterator[Sequence[DecodedRecord]]:
+            for start in range(0, len(unique), PART_RECORDS):
+                yield unique[start : start + PART_RECORDS]
+
+        return await self._merge_parts(parts(), recheck_master, reenrich)
+
+    async def process_landed(
+        self, messages: Sequence[bytes], on_decoded: Callable[[int], None]
+    ) -> repo.MergeResult:
+        """:meth:`process` for bronze-landed messages, each decoded (once, in the worker
+        thread) only when its records are next: decoding overlaps the writes too.
+        ``on_decoded`` is told how many records each message held."""
+
+        async def parts() -> AsyncIterator[Sequence[DecodedRecord]]:
+            for message in messages:
+                records = await asyncio.to_thread(decode_landed, message)
+                on_decoded(len(records))
+                unique = list({r.bronze_id: r for r in records}.values())
+                for start in range(0, len(unique), PART_RECORDS):
+                    yield unique[start : start + PART_RECORDS]
+
+        return await self._merge_parts(parts(), True, False)
+
+    async def _merge_parts(
+        self, parts: AsyncIterator[Sequence[DecodedRecord]], recheck_master: bool,
+        reenrich: bool,
+    ) -> repo.MergeResult:  # fmt: skip
+        """Merge the parts one transaction each, overlapping: while one part's transaction
+        runs in PostgreSQL, the next part is refined in a worker thread (refining is pure),
+        at most one of each at a time. This returns once every part is committed, so the
+        caller commits Kafka offsets only after the whole batch is in silver; a batch
+        redelivered halfway converges to the same rows (every merge is idempotent, newest
+        wins, and a record repeated in two parts is merged twice to the same row)."""
         results: list[repo.MergeResult] = []
         writing: asyncio.Future[None] | None = None
         try:
-            for start in range(0, len(unique), PART_RECORDS):
-                part = unique[start : start + PART_RECORDS]
+            async for part in parts:
                 prepared = await self._prepare(part)
                 if writing is not None:
                     await writing
