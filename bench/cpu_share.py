@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,6 +60,54 @@ def component(cmd: str, owners: dict[str, int], cmds: dict[int, str]) -> str:
     if "bench" in cmd:
         return "bench"
     return "pg-other" if "postgres" in cmd else "other"
+
+
+Sample = dict[int, tuple[str, int, int]]  # pid → (stage, owner pid, ticks)
+
+
+def sample(pids: dict[int, str]) -> Sample:
+    """CPU ticks of these worker processes (pid → stage) and of their PostgreSQL backends
+    (stage ``pg<-<stage>``, owner = the worker holding the connection)."""
+    owners = socket_owners()
+    out: Sample = {}
+    for pid, (cmd, ticks) in cpu_ticks().items():
+        if pid in pids:
+            out[pid] = (pids[pid], pid, ticks)
+        elif cmd.startswith("postgres:"):
+            client = re.search(r"\((\d+)\)", cmd)
+            owner = owners.get(f"127.0.0.1:{client.group(1)}") if client else None
+            if owner in pids:
+                out[pid] = (f"pg<-{pids[owner]}", owner, ticks)
+    return out
+
+
+class Cpu:
+    """CPU µs per stage (a worker process, or the PostgreSQL backends serving it) from the
+    moment ``ready`` names the worker. ``poll`` between whiles keeps the last ticks of every
+    process seen, so a backend that closes before the end is still counted up to then."""
+
+    def __init__(self) -> None:
+        self.pids: dict[int, str] = {}
+        self._base: dict[int, int] = {}
+        self._last: dict[int, tuple[str, int]] = {}
+
+    def ready(self, pid: int, stage: str) -> None:
+        self.pids[pid] = stage
+        for key, (_, owner, ticks) in sample(self.pids).items():
+            if owner == pid:
+                self._base.setdefault(key, ticks)
+
+    def poll(self) -> None:
+        for key, (stage, _, ticks) in sample(self.pids).items():
+            self._last[key] = (stage, ticks)
+
+    def us(self, stage_contains: str = "") -> dict[str, float]:
+        self.poll()
+        out: dict[str, float] = defaultdict(float)
+        for key, (stage, ticks) in self._last.items():
+            if stage_contains in stage:
+                out[stage] += (ticks - self._base.get(key, 0)) / TICKS * 1e6
+        return dict(out)
 
 
 def main() -> None:
