@@ -627,8 +627,8 @@ def landing_cost(records: int = 20_000, rounds: int = 3) -> list[str]:
             costs[name].append((time.perf_counter() - started) / records * 1e6)
     lines = [f"load 1m {load:.1f}/{os.getloadavg()[0]:.1f}", "",
              "| format | µs/record min | median |", "|---|---|---|"]  # fmt: skip
-    for name, values in costs.items():
-        lines.append(f"| {name} | {min(values):.0f} | {statistics.median(values):.0f} |")
+    for name, timings in costs.items():
+        lines.append(f"| {name} | {min(timings):.0f} | {statistics.median(timings):.0f} |")
     return lines
 
 

@@ -10,7 +10,6 @@ the silver worker), found through ``ss``. Linux only.
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import subprocess
@@ -118,13 +117,17 @@ def main() -> None:
         time.sleep(interval)
         now, owners = cpu_ticks(), socket_owners()
         cmds = {pid: cmd for pid, (cmd, _) in now.items()}
-        share: collections.Counter[str] = collections.Counter()
+        share: dict[str, float] = defaultdict(float)
         for pid, (cmd, ticks) in now.items():
             if pid in before and ticks > before[pid][1]:
                 used = (ticks - before[pid][1]) / TICKS / interval * 100
                 share[component(cmd, owners, cmds)] += used
         before = now
-        parts = " ".join(f"{name}={pct:.0f}" for name, pct in share.most_common() if pct >= 0.5)
+        parts = " ".join(
+            f"{name}={pct:.0f}"
+            for name, pct in sorted(share.items(), key=lambda kv: -kv[1])
+            if pct >= 0.5
+        )
         print(f"{time.strftime('%H:%M:%S')} {parts} total={sum(share.values()):.0f}", flush=True)
 
 
