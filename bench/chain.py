@@ -26,7 +26,7 @@ and for the PostgreSQL backends whose client is one of them (``ss``), from proce
 writer, checkpointer, autovacuum) and Kafka are not attributed to anyone.
 
     .venv/bin/python -m bench.chain [--records 200000] [--rounds 3] [--faults 0,0.05] \\
-        [--variants raw,quix,scout] [--write]
+        [--variants raw,quix,scout] [--write] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -272,14 +273,18 @@ async def _wait_tables(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
     raise TimeoutError("quix tables not created")
 
 
-async def run_scout(s: Scenario, b: Backlog, res: Result, logs: Path) -> None:
-    cpu, procs = Cpu(), []
+async def run_scout(
+    s: Scenario, b: Backlog, res: Result, logs: Path, profile: Path | None = None
+) -> None:
+    cpu, procs, spies = Cpu(), [], []
     started = time.monotonic()
     try:
         for stage in STAGES:
             proc, _ = start(s, ["services.cli", "run", stage], logs / f"scout-{stage}.log")
             procs.append(proc)
             cpu.ready(proc.pid, stage)
+            if profile is not None:
+                spies.append(py_spy(proc.pid, profile / f"{stage}-r{res.round}.txt"))
         res.stages = await watch(s.url, SCOUT_PROGRESS, {
             "bronze": lambda row: row["bronze"] >= b.bronze_rows,
             "silver": lambda row: row["lineage"] >= b.bronze_rows
@@ -291,9 +296,22 @@ async def run_scout(s: Scenario, b: Backlog, res: Result, logs: Path) -> None:
         res.seconds = res.stages["gold"]
         res.cpu_us = cpu.us()
     finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         for proc in procs:
             stop(proc)
     res.verify = gold_verify(s, logs / "scout-verify.log")
+
+
+def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (50 Hz, non-blocking) into ``out`` as collapsed stacks."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
+         "raw", "--rate", "50", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def gold_verify(s: Scenario, log: Path) -> str:
@@ -316,7 +334,7 @@ async def one(
         runners: dict[str, Callable[[], Awaitable[None]]] = {
             "raw": lambda: run_raw(s, b, res, logs),
             "quix": lambda: run_quix(s, b, res, logs, args.python),
-            "scout": lambda: run_scout(s, b, res, logs),
+            "scout": lambda: run_scout(s, b, res, logs, args.profile),
         }
         await runners[variant]()
         res.load = (before, load1())
@@ -429,6 +447,8 @@ def main() -> None:
     parser.add_argument("--python", default="", help="the Quix Streams virtualenv's python "
                         "(default: venv-quix/bin/python in the Scout cache)")  # fmt: skip
     parser.add_argument("--logs", help="keep the processes' logs in this folder")
+    parser.add_argument("--profile", type=Path, help="py-spy Scout's three processes into this "
+                        "folder (collapsed stacks, <stage>-r<round>.txt)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help=f"append the report to {RESULTS}")
     parser.add_argument("--title", default="catch-up of a pre-loaded backlog",
                         help="the heading of the section written")  # fmt: skip
