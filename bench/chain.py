@@ -433,7 +433,11 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
         for case in args.faults:
             for rnd in range(1, args.rounds + 1):
                 for variant in order(tuple(args.variants), rnd):
-                    results.append(await one(base, case, variant, rnd, args, logs))
+                    try:
+                        results.append(await one(base, case, variant, rnd, args, logs))
+                    except (RuntimeError, TimeoutError) as exc:  # the others' rounds still count
+                        print(f"  case {case:.0%} round {rnd} {variant}: FAILED: {exc}",
+                              flush=True)  # fmt: skip
     return results
 
 

@@ -69,6 +69,7 @@ COUNT_SQL = {
     "silver": "SELECT count(*) FROM quix.silver",
     "gold": "SELECT coalesce(sum(transaction_count), 0) FROM quix.gold",
 }
+LOCK_SQL = "SELECT pg_advisory_xact_lock(16)"
 STORES_SQL = "SELECT store_id, timezone FROM scout.silver_master_stores"
 PH = timezone(timedelta(hours=8))  # the stores' local time (Scout reads it per store)
 
@@ -187,6 +188,7 @@ def _prepare(dsn: str, stage: str) -> frozenset[str]:
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
+            cur.execute(LOCK_SQL)  # the three stages start at once: one DDL at a time
             cur.execute(TABLES_SQL[stage])
             if stage != "silver":
                 return frozenset()
