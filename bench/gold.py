@@ -476,12 +476,12 @@ def report(
         "",
         "| run | rate/s | achieved/s | p50 s (curve) | p99 s (curve) | max s | p50 s (metric) "
         "| p99 s (metric) | bronze p99 | silver p99 | gold flush p50 s | early/late p50 s "
-        "| drain s | max lag bronze/silver/gold | sustained |",
+        "| drain s | max lag bronze/silver | sustained |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, (steps, _, _load) in enumerate(runs, 1):
         for st in steps:
-            lag = "/".join(str(st.max_lag[k]) for k in ("bronze", "silver", "gold"))
+            lag = "/".join(str(st.max_lag[k]) for k in ("bronze", "silver"))
             lines.append(
                 f"| {i} | {st.rate:,.0f} | {st.achieved:,.0f} | {fmt(st.curve_p50)} "
                 f"| {fmt(st.curve_p99)} | {fmt(st.curve_max)} | {fmt(st.metric_p50)} "
