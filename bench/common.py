@@ -14,7 +14,7 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,6 +77,35 @@ async def publish_all(settings: Settings, gen: TrafficGenerator, n: int) -> Mani
         while done < n:
             chunk = gen.live(min(CHUNK, n - done))
             await publisher.send(chunk)
+            done += len(chunk)
+        await publisher.drain()
+    finally:
+        await producer.stop()
+    return manifest
+
+
+async def publish_pos(
+    settings: Settings,
+    gen: TrafficGenerator,
+    n: int,
+    on_record: Callable[[r.SimRecord], None] | None = None,
+) -> Manifest:
+    """Master records, then the generator's live records of the POS topic only (the others
+    are dropped unpublished) until ``n`` are sent, as fast as the producer takes them; each
+    published POS record is shown to ``on_record``."""
+    producer = make_producer(settings)
+    await producer.start()
+    manifest = Manifest()
+    try:
+        publisher = Publisher(producer, topic_names(settings), manifest)
+        await publisher.send_all(gen.masters())
+        done = 0
+        while done < n:
+            chunk = [rec for rec in gen.live(CHUNK) if rec.topic == r.POS][: n - done]
+            await publisher.send(chunk)
+            if on_record is not None:
+                for rec in chunk:
+                    on_record(rec)
             done += len(chunk)
         await publisher.drain()
     finally:

@@ -10,12 +10,12 @@ the silver worker), found through ``ss``. Linux only.
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -61,6 +61,54 @@ def component(cmd: str, owners: dict[str, int], cmds: dict[int, str]) -> str:
     return "pg-other" if "postgres" in cmd else "other"
 
 
+Sample = dict[int, tuple[str, int, int]]  # pid → (stage, owner pid, ticks)
+
+
+def sample(pids: dict[int, str]) -> Sample:
+    """CPU ticks of these worker processes (pid → stage) and of their PostgreSQL backends
+    (stage ``pg<-<stage>``, owner = the worker holding the connection)."""
+    owners = socket_owners()
+    out: Sample = {}
+    for pid, (cmd, ticks) in cpu_ticks().items():
+        if pid in pids:
+            out[pid] = (pids[pid], pid, ticks)
+        elif cmd.startswith("postgres:"):
+            client = re.search(r"\((\d+)\)", cmd)
+            owner = owners.get(f"127.0.0.1:{client.group(1)}") if client else None
+            if owner in pids:
+                out[pid] = (f"pg<-{pids[owner]}", owner, ticks)
+    return out
+
+
+class Cpu:
+    """CPU µs per stage (a worker process, or the PostgreSQL backends serving it) from the
+    moment ``ready`` names the worker. ``poll`` between whiles keeps the last ticks of every
+    process seen, so a backend that closes before the end is still counted up to then."""
+
+    def __init__(self) -> None:
+        self.pids: dict[int, str] = {}
+        self._base: dict[int, int] = {}
+        self._last: dict[int, tuple[str, int]] = {}
+
+    def ready(self, pid: int, stage: str) -> None:
+        self.pids[pid] = stage
+        for key, (_, owner, ticks) in sample(self.pids).items():
+            if owner == pid:
+                self._base.setdefault(key, ticks)
+
+    def poll(self) -> None:
+        for key, (stage, _, ticks) in sample(self.pids).items():
+            self._last[key] = (stage, ticks)
+
+    def us(self, stage_contains: str = "") -> dict[str, float]:
+        self.poll()
+        out: dict[str, float] = defaultdict(float)
+        for key, (stage, ticks) in self._last.items():
+            if stage_contains in stage:
+                out[stage] += (ticks - self._base.get(key, 0)) / TICKS * 1e6
+        return dict(out)
+
+
 def main() -> None:
     interval = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
     samples = int(sys.argv[2]) if len(sys.argv) > 2 else 24
@@ -69,13 +117,17 @@ def main() -> None:
         time.sleep(interval)
         now, owners = cpu_ticks(), socket_owners()
         cmds = {pid: cmd for pid, (cmd, _) in now.items()}
-        share: collections.Counter[str] = collections.Counter()
+        share: dict[str, float] = defaultdict(float)
         for pid, (cmd, ticks) in now.items():
             if pid in before and ticks > before[pid][1]:
                 used = (ticks - before[pid][1]) / TICKS / interval * 100
                 share[component(cmd, owners, cmds)] += used
         before = now
-        parts = " ".join(f"{name}={pct:.0f}" for name, pct in share.most_common() if pct >= 0.5)
+        parts = " ".join(
+            f"{name}={pct:.0f}"
+            for name, pct in sorted(share.items(), key=lambda kv: -kv[1])
+            if pct >= 0.5
+        )
         print(f"{time.strftime('%H:%M:%S')} {parts} total={sum(share.values()):.0f}", flush=True)
 
 

@@ -27,6 +27,15 @@ data: ``bench/seed_mv.sql`` (gold_business_metrics' columns as a materialized vi
 compared with gold (expected: 0 differing rows).
 
     .venv/bin/python -m bench.gold [--runs 3] [--rates 2000,4000,6000,8000]
+
+``--rates-of-raw 0.1,0.25``: the steps as multiples of the raw limit measured first in the
+same run (``--raw-records`` simulator POS records, one aiokafka ``getmany`` + COPY loop into
+bronze's table: ``bench/bronze.py``'s ``consume_raw``, on a fresh database and prefix), so
+that results compare across machines; the report gives each step's multiple, its p99
+publish → gold visible and whether lag stayed flat (``--keep-going``: run every step, also
+after one that is not sustained).
+
+    .venv/bin/python -m bench.gold --rates-of-raw 0.1,0.25 [--runs 1] [--raw-records 100000]
 """
 
 from __future__ import annotations
@@ -47,13 +56,14 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.bronze import Scenario, scenario, start, stop, wait_ready
+from bench.bronze import Scenario, consume_raw, scenario, start, stop, wait_ready
 from bench.common import (
     delta,
     generator,
     load1,
     load_masters,
     median,
+    publish_pos,
     quantile,
     scrape_histogram,
     topic_names,
@@ -404,7 +414,7 @@ async def one_run(
                       f"early/late p50 {step.early_p50:.2f}/{step.late_p50:.2f} → "
                       f"{'sustained' if step.sustained else 'NOT sustained'}",
                       flush=True)  # fmt: skip
-                if not step.sustained:
+                if not step.sustained and not args.keep_going:
                     break
                 await asyncio.sleep(3)
         finally:
@@ -416,6 +426,15 @@ async def one_run(
     return steps, mv, (before, load1())
 
 
+async def raw_limit(base: Settings, records: int, work: Path) -> float:
+    """Records/s of the raw limit on the simulator's POS records (no faults), this run."""
+    async with scenario(base, "goldraw", work) as s:
+        gen = generator(99, rate=5000.0, faults=0.0)
+        await publish_pos(s.settings, gen, records)
+        seconds = await consume_raw(s, records)
+    return records / seconds
+
+
 def fmt(x: float, digits: int = 2) -> str:
     return "∞" if x == float("inf") else f"{x:.{digits}f}"
 
@@ -424,22 +443,45 @@ def report(
     runs: list[tuple[list[Step], SeedMV, tuple[float, float]]], args: argparse.Namespace,
     command: str,
 ) -> str:  # fmt: skip
+    raw = args.raw_rate
     lines = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
         f"Command: `{command}`  ",
         "Machine: 2 cores, shared; Kafka, PostgreSQL, the three services and the publisher "
         "on the same machine.",
+    ]
+    if raw:
+        lines += [
+            "",
+            f"Raw limit measured first in this run ({args.raw_records:,} POS records, "
+            f"getmany + COPY): **{raw:,.0f} records/s**; steps as multiples of it:",
+            "",
+            "| x raw | rate/s | runs | p99 s publish → gold (curve) | p99 s (metric) "
+            "| lag flat | sustained |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for multiple, rate in zip(args.multiples, args.rates, strict=True):
+            steps = [st for run_steps, _, _ in runs for st in run_steps if st.rate == rate]
+            if steps:
+                flat = sum(not st.lag_growing for st in steps)
+                lines.append(
+                    f"| {multiple:g} | {rate:,.0f} | {len(steps)} "
+                    f"| **{fmt(median([s.curve_p99 for s in steps]))}** "
+                    f"| {fmt(median([s.metric_p99 for s in steps]))} | {flat}/{len(steps)} "
+                    f"| {sum(s.sustained for s in steps)}/{len(steps)} |"
+                )
+    lines += [
         "",
         "### Freshness and sustained rate (incremental gold)",
         "",
         "| run | rate/s | achieved/s | p50 s (curve) | p99 s (curve) | max s | p50 s (metric) "
         "| p99 s (metric) | bronze p99 | silver p99 | gold flush p50 s | early/late p50 s "
-        "| drain s | max lag bronze/silver/gold | sustained |",
+        "| drain s | max lag bronze/silver | sustained |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, (steps, _, _load) in enumerate(runs, 1):
         for st in steps:
-            lag = "/".join(str(st.max_lag[k]) for k in ("bronze", "silver", "gold"))
+            lag = "/".join(str(st.max_lag[k]) for k in ("bronze", "silver"))
             lines.append(
                 f"| {i} | {st.rate:,.0f} | {st.achieved:,.0f} | {fmt(st.curve_p50)} "
                 f"| {fmt(st.curve_p99)} | {fmt(st.curve_max)} | {fmt(st.metric_p50)} "
@@ -481,6 +523,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",")],
                         default=[2000.0, 4000.0, 6000.0, 8000.0])  # fmt: skip
+    parser.add_argument(
+        "--rates-of-raw",
+        dest="multiples",
+        default=[],
+        type=lambda t: [float(x) for x in t.split(",")],
+        help="steps as multiples of the raw limit measured first (e.g. 0.1,0.25)",
+    )
+    parser.add_argument(
+        "--raw-records",
+        type=int,
+        default=100_000,
+        help="POS records for the raw limit of --rates-of-raw",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every step, also after one that is not sustained",
+    )
     parser.add_argument("--first-duration", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
@@ -496,11 +556,16 @@ def main() -> None:
     base = load_settings(log_level="WARNING")
     command = "python -m bench.gold " + " ".join(sys.argv[1:])
     runs = []
+    args.raw_rate = 0.0
     with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
         work = Path(tmp)
         if args.logs:
             args.logs.mkdir(parents=True, exist_ok=True)
             work = args.logs
+        if args.multiples:
+            args.raw_rate = asyncio.run(raw_limit(base, args.raw_records, work))
+            args.rates = [round(m * args.raw_rate) for m in args.multiples]
+            print(f"raw limit {args.raw_rate:,.0f} records/s → steps {args.rates}", flush=True)
         for i in range(args.runs):
             print(f"run {i + 1}/{args.runs}", flush=True)
             runs.append(asyncio.run(one_run(base, args, work, seed=i + 1)))

@@ -13,7 +13,6 @@ Run as a process: ``python -m bench.naive_silver_agent`` with the usual SCOUT_* 
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -53,7 +53,7 @@ def stores(n: int) -> list[tuple[str, str, str, float]]:
 def gold_rows(store_list: list[tuple[str, str, str, float]], days: int,
               end: date) -> list[tuple[object, ...]]:  # fmt: skip
     rng = random.Random(5)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for i in range(days):
         day = end - timedelta(days=days - 1 - i)
         factor = day_factor(day) * (1 + 0.0004 * i)
@@ -71,7 +71,7 @@ def gold_rows(store_list: list[tuple[str, str, str, float]], days: int,
 def silver_rows(store_list: list[tuple[str, str, str, float]], days: int, end: date,
                 per_store_day: int) -> list[tuple[object, ...]]:  # fmt: skip
     rng = random.Random(7)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for d in range(days):
         day = end - timedelta(days=days - 1 - d)
         for store, region, city, _ in store_list:
@@ -124,7 +124,7 @@ async def main(args: argparse.Namespace) -> None:
     name = f"scout_bench_platinum_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
-    settings = Settings(database_url=url.rsplit("/", 1)[0] + f"/{name}")  # type: ignore[arg-type]
+    settings = Settings(database_url=url.rsplit("/", 1)[0] + f"/{name}")
     end = date.today() - timedelta(days=1)
     try:
         conn = await asyncpg.connect(settings.database_url.get_secret_value())

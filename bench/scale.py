@@ -17,22 +17,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import subprocess
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bronze import Scenario, http_get, scenario, start, stop, wait_ready
 from bench.common import count, generator, load1, load_masters, median, publish_all, wait_count
-from bench.cpu_share import cpu_ticks, socket_owners
+from bench.cpu_share import Cpu
 from services.common.settings import load_settings
 from services.gold_aggregator.shards import SHARDS
 
-TICKS = os.sysconf("SC_CLK_TCK")
 WAITING = "SELECT count(*) FROM scout.gold_silver_changes"
 SILVER_TX = "SELECT count(*) FROM scout.silver_transactions_cleaned"
 LINEAGE = "SELECT count(*) FROM scout.silver_lineage"
@@ -55,47 +51,6 @@ class Round:
         gold: silver transactions)."""
         n = self.transactions if "gold" in stage else self.records
         return self.cpu_us.get(stage, 0.0) / max(n, 1)
-
-
-Sample = dict[int, tuple[str, int, int]]  # pid → (stage, owner pid, ticks)
-
-
-def _sample(pids: dict[int, str]) -> Sample:
-    """CPU ticks of these worker processes (pid → stage) and of their PostgreSQL backends
-    (stage ``pg<-<stage>``, owner = the worker holding the connection)."""
-    owners = socket_owners()
-    out: Sample = {}
-    for pid, (cmd, ticks) in cpu_ticks().items():
-        if pid in pids:
-            out[pid] = (pids[pid], pid, ticks)
-        elif cmd.startswith("postgres:"):
-            client = re.search(r"\((\d+)\)", cmd)
-            owner = owners.get(f"127.0.0.1:{client.group(1)}") if client else None
-            if owner in pids:
-                out[pid] = (f"pg<-{pids[owner]}", owner, ticks)
-    return out
-
-
-class Cpu:
-    """CPU per stage from each worker's readiness on (its start-up is not the stages' work:
-    a worker owns no partition, and so does nothing, before it is ready)."""
-
-    def __init__(self) -> None:
-        self.pids: dict[int, str] = {}
-        self._base: dict[int, int] = {}
-
-    def ready(self, pid: int, stage: str) -> None:
-        self.pids[pid] = stage
-        for key, (_, owner, ticks) in _sample(self.pids).items():
-            if owner == pid:
-                self._base.setdefault(key, ticks)
-
-    def us(self, stage_contains: str) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
-        for key, (stage, _, ticks) in _sample(self.pids).items():
-            if stage_contains in stage:
-                out[stage] += (ticks - self._base.get(key, 0)) / TICKS * 1e6
-        return dict(out)
 
 
 async def one_round(s: Scenario, gold: int, records: int, seed: int, logs: Path) -> Round:

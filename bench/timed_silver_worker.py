@@ -68,13 +68,13 @@ def main() -> int:
     pipeline.MasterData.ensure = timed_async(  # type: ignore[method-assign]
         "1_master_ensure", pipeline.MasterData.ensure
     )
-    pipeline.Refiner.refine = timed_sync("2_refine", pipeline.Refiner.refine)  # type: ignore[method-assign]
-    pipeline.repo.write = timed_async("3_repo_write", pipeline.repo.write)  # type: ignore[assignment]
+    pipeline.Refiner.refine = timed_sync("2_refine", pipeline.Refiner.refine)  # type: ignore[attr-defined,method-assign]
+    pipeline.repo.write = timed_async("3_repo_write", pipeline.repo.write)  # type: ignore[attr-defined]
     handler = silver_app.MasterHandler
     for name in ("resolve_unknown_stores", "resolve_late_master"):  # renamed in 8fe6e5b
         if hasattr(handler, name):
             setattr(handler, name, timed_async("6_late_master_recheck", getattr(handler, name)))
-    silver_app.decode_landed = timed_sync("7_decode_landed", silver_app.decode_landed)  # type: ignore[assignment]
+    silver_app.decode_landed = timed_sync("7_decode_landed", silver_app.decode_landed)  # type: ignore[attr-defined]
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return run_one("silver", settings)

@@ -20,7 +20,7 @@ from services.runner import run_one
 
 def main() -> int:
     overrides = json.loads(os.environ.get("BENCH_FAUST_CONFIG", "{}"))
-    bronze_app.make_app = partial(bronze_app.make_app, **overrides)  # type: ignore[assignment]
+    bronze_app.make_app = partial(bronze_app.make_app, **overrides)  # type: ignore[attr-defined]
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return run_one("bronze", settings)

@@ -24,7 +24,7 @@ from services.common.logging import configure_logging
 from services.common.settings import load_settings
 from services.runner import run_one
 
-_make_app = silver_app.make_app
+_make_app = silver_app.make_app  # type: ignore[attr-defined]
 
 
 def fields_from_dict(wire: BaseModel, target: type[BaseModel]) -> dict[str, Any]:
@@ -37,8 +37,8 @@ def make_app(settings: Any, service: str, **config: Any) -> Any:
 
 
 def main() -> int:
-    parse._fields = fields_from_dict  # type: ignore[assignment]
-    silver_app.make_app = make_app  # type: ignore[assignment]
+    parse._fields = fields_from_dict
+    silver_app.make_app = make_app  # type: ignore[attr-defined]
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return run_one("silver", settings)
