@@ -23,7 +23,7 @@ demo: setup
 lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy --strict services
+	$(VENV)/mypy --strict services bench
 
 # Lint, type-check and run every test against the local stack (started if needed).
 test: lint
