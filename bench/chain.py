@@ -49,7 +49,7 @@ import asyncpg
 
 from bench import quix_chain
 from bench.bronze import Scenario, consume_raw, scenario, service_env, start, stop
-from bench.common import generator, load1, load_masters, median, publish_pos
+from bench.common import generator, load1, load_masters, median, publish_all
 from bench.cpu_share import Cpu
 from services.common.events import StoreRecord, parse_master
 from services.common.kafka import delete_topics_with_prefix
@@ -146,7 +146,7 @@ async def prepare(s: Scenario, seed: int, records: int, faults: float) -> Backlo
         if isinstance(parsed, StoreRecord)
     )
     quix = QuixExpected(stores)
-    manifest = await publish_pos(s.settings, gen, records, on_record=quix)
+    manifest = await publish_all(s.settings, gen, records, only=r.POS, on_record=quix)
     expected = manifest.expected()
     return Backlog(records, int(expected["bronze_transactions_raw"]),
                    manifest.destinations[r.SILVER_TRANSACTIONS], len(quix.seen))  # fmt: skip

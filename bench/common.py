@@ -65,34 +65,17 @@ async def load_masters(url: str, gen: TrafficGenerator) -> None:
         await conn.close()
 
 
-async def publish_all(settings: Settings, gen: TrafficGenerator, n: int) -> Manifest:
-    """Master records, then ``n`` live records as fast as the producer takes them."""
-    producer = make_producer(settings)
-    await producer.start()
-    manifest = Manifest()
-    try:
-        publisher = Publisher(producer, topic_names(settings), manifest)
-        await publisher.send_all(gen.masters())
-        done = 0
-        while done < n:
-            chunk = gen.live(min(CHUNK, n - done))
-            await publisher.send(chunk)
-            done += len(chunk)
-        await publisher.drain()
-    finally:
-        await producer.stop()
-    return manifest
-
-
-async def publish_pos(
+async def publish_all(
     settings: Settings,
     gen: TrafficGenerator,
     n: int,
+    *,
+    only: str | None = None,
     on_record: Callable[[r.SimRecord], None] | None = None,
 ) -> Manifest:
-    """Master records, then the generator's live records of the POS topic only (the others
-    are dropped unpublished) until ``n`` are sent, as fast as the producer takes them; each
-    published POS record is shown to ``on_record``."""
+    """Master records, then ``n`` live records as fast as the producer takes them. ``only``:
+    the live records of that topic only (e.g. ``r.POS``; the others are dropped
+    unpublished) until ``n`` are sent. Each published live record is shown to ``on_record``."""
     producer = make_producer(settings)
     await producer.start()
     manifest = Manifest()
@@ -101,7 +84,10 @@ async def publish_pos(
         await publisher.send_all(gen.masters())
         done = 0
         while done < n:
-            chunk = [rec for rec in gen.live(CHUNK) if rec.topic == r.POS][: n - done]
+            if only is None:
+                chunk = gen.live(min(CHUNK, n - done))
+            else:
+                chunk = [rec for rec in gen.live(CHUNK) if rec.topic == only][: n - done]
             await publisher.send(chunk)
             if on_record is not None:
                 for rec in chunk:

@@ -63,7 +63,7 @@ from bench.common import (
     load1,
     load_masters,
     median,
-    publish_pos,
+    publish_all,
     quantile,
     scrape_histogram,
     topic_names,
@@ -430,7 +430,7 @@ async def raw_limit(base: Settings, records: int, work: Path) -> float:
     """Records/s of the raw limit on the simulator's POS records (no faults), this run."""
     async with scenario(base, "goldraw", work) as s:
         gen = generator(99, rate=5000.0, faults=0.0)
-        await publish_pos(s.settings, gen, records)
+        await publish_all(s.settings, gen, records, only=r.POS)
         seconds = await consume_raw(s, records)
     return records / seconds
 

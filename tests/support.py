@@ -13,6 +13,10 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocol
+
 from services.common.kafka import make_producer
 from services.common.settings import SERVICE_ROLES, Settings
 
@@ -175,3 +179,58 @@ async def wait_for(
         await asyncio.sleep(interval)
     extra = f"\n{context()}" if callable(context) else ""
     raise AssertionError(f"condition not met in {timeout}s (last value {last!r}){extra}")
+
+
+def group_id(settings: Settings, service: str) -> str:
+    """The Kafka consumer group of ``service``'s workers (the app id of ``make_app``)."""
+    return f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
+
+
+async def group_assignment(settings: Settings, service: str) -> list[set[TopicPartition]]:
+    """Each member's assigned partitions, as the group coordinator reports them; empty while
+    the group is not stable (rebalancing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group_id(settings, service)])
+    finally:
+        await admin.close()
+    [group] = response.groups
+    state, members = group[2], group[5]
+    if state != "Stable":
+        return []
+    owned = []
+    for member in members:
+        assignment = ConsumerProtocol.ASSIGNMENT.decode(member[-1])
+        owned.append({TopicPartition(t, p) for t, parts in assignment.assignment for p in parts})
+    return owned
+
+
+async def uncommitted(
+    settings: Settings, service: str, partitions: Iterable[TopicPartition]
+) -> int:
+    """Records of ``partitions`` that ``service``'s group has not committed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id(settings, service))
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(partitions))
+    finally:
+        await consumer.stop()
+    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+
+
+def gold_verified(settings: Settings) -> str:
+    """``scout gold verify`` over the last 90 days: asserts gold equals silver; its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "gold", "verify", "--days", "90"],
+        env=settings_env(settings), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK, equals silver" in result.stdout, result.stdout
+    return result.stdout

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocol
+from aiokafka import TopicPartition
 
 from services.common.kafka import topics_for
 from services.common.settings import Settings
-from tests.support import ServiceProcess, publish, wait_for
+from tests.support import ServiceProcess, group_assignment, publish, uncommitted, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,43 +36,12 @@ def pos_and_iot(settings: Settings, n: int) -> Iterator[tuple[str, bytes, bytes]
             yield topics.pos, b"S%04d" % (i % 40), body
 
 
-def group_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}bronze".replace(".", "-").strip("-")
-
-
 async def group_members(settings: Settings) -> list[set[TopicPartition]]:
-    """Each member's assigned partitions, as the group coordinator reports them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group_id(settings)])
-    finally:
-        await admin.close()
-    [group] = response.groups
-    state, members = group[2], group[5]
-    if state != "Stable":
-        return []
-    owned = []
-    for member in members:
-        assignment = ConsumerProtocol.ASSIGNMENT.decode(member[-1])
-        owned.append({TopicPartition(t, p) for t, parts in assignment.assignment for p in parts})
-    return owned
+    return await group_assignment(settings, "bronze")
 
 
 async def committed_lag(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id(settings))
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(list(all_partitions(settings)))
-    finally:
-        await consumer.stop()
-    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+    return await uncommitted(settings, "bronze", all_partitions(settings))
 
 
 def all_partitions(settings: Settings) -> set[TopicPartition]:

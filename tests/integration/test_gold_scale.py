@@ -33,19 +33,9 @@ from tests.integration.test_gold import (
     until_gold_settles,
 )
 from tests.integration.test_silver import simulate, until_silver_settles
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import ServiceProcess, gold_verified, publish, settings_env, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _verify(settings: Settings) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "gold", "verify", "--days", "90"],
-        env=settings_env(settings), capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK, equals silver" in result.stdout, result.stdout
-    return result.stdout
 
 
 def _owned(gold: ServiceProcess) -> int:
@@ -102,7 +92,7 @@ async def test_three_gold_workers_one_killed_mid_stream(
         assert manifest["faults"]["late"] > 0 and manifest["faults"]["correction"] > 0
         await until_silver_settles(db, manifest, timeout=180)
         await until_gold_settles(db, timeout=120)
-        _verify(settings)
+        gold_verified(settings)
         await _all_recomputations(db)
         # Both survivors did part of the work (state loaded for their own shards only).
         assert all(g.metric("scout_records_written_total", layer="gold") > 0 for g in golds)
@@ -188,7 +178,7 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
         await wait_for(corrected, timeout=60)
         await until_gold_settles(db)
         await _all_recomputations(db)
-        _verify(settings)
+        gold_verified(settings)
         s1 = {
             (r["period"], r["period_start"]): r
             for r in await db.fetch(
@@ -225,7 +215,7 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
         ), timeout=60)  # fmt: skip
         await until_gold_settles(db)
         await _all_recomputations(db)
-        _verify(settings)
+        gold_verified(settings)
     finally:
         for service in services:
             service.stop()

@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -38,14 +36,19 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocol
 
 from services.common.handoff import decode_landed
 from services.common.kafka import topics_for
 from services.common.settings import Settings
 from tests.integration.test_gold import until_gold_settles
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import (
+    ServiceProcess,
+    gold_verified,
+    group_assignment,
+    publish,
+    uncommitted,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -116,46 +119,18 @@ def traffic(settings: Settings) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def group_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}silver".replace(".", "-").strip("-")
-
-
 async def landed_owners(settings: Settings) -> list[set[int]]:
     """The bronze-landed partitions each member of silver's group owns (empty: rebalancing)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group_id(settings)])
-    finally:
-        await admin.close()
-    [group] = response.groups
-    if group[2] != "Stable":
-        return []
     landed = topics_for(settings).bronze_landed
-    owners = []
-    for member in group[5]:
-        assignment = ConsumerProtocol.ASSIGNMENT.decode(member[-1])
-        owners.append({p for t, parts in assignment.assignment if t == landed for p in parts})
-    return owners
+    return [{tp.partition for tp in owned if tp.topic == landed}
+            for owned in await group_assignment(settings, "silver")]  # fmt: skip
 
 
 async def landed_lag(settings: Settings) -> int:
     """Records of bronze-landed that silver's group has not committed."""
     landed = topics_for(settings).bronze_landed
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id(settings))
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(landed, p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
-    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+    parts = [TopicPartition(landed, p) for p in range(settings.topic_partitions)]
+    return await uncommitted(settings, "silver", parts)
 
 
 async def landed_partition_of(settings: Settings) -> dict[str, int]:
@@ -286,12 +261,7 @@ async def test_versions_on_different_workers_while_partitions_move(
 
         await _assert_silver_exact(db, sent)
         await until_gold_settles(db, timeout=120)
-        result = subprocess.run(
-            [sys.executable, "-m", "services.cli", "gold", "verify", "--days", "90"],
-            env=settings_env(settings), capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "OK, equals silver" in result.stdout, result.stdout
+        gold_verified(settings)
     finally:
         for service in (bronze, gold, *silvers, *late):
             service.stop()
