@@ -129,15 +129,25 @@ class SilverPipeline:
     ) -> repo.MergeResult:
         """:meth:`process` for bronze-landed messages, each decoded (once, in the worker
         thread) only when its records are next: decoding overlaps the writes too.
-        ``on_decoded`` is told how many records each message held."""
+        ``on_decoded`` is told how many records each message held.
+
+        Small messages are gathered into one part: at a paced rate bronze hands off a few
+        hundred records per message, and a transaction per message would spend silver's time
+        on per-transaction work (statements, round trips, the capture triggers) instead of
+        records (bench/results/chain.md, 2026-12-01 third session)."""
 
         async def parts() -> AsyncIterator[Sequence[DecodedRecord]]:
+            pending: dict[str, DecodedRecord] = {}
             for message in messages:
                 records = await asyncio.to_thread(decode_landed, message)
                 on_decoded(len(records))
-                unique = list({r.bronze_id: r for r in records}.values())
-                for start in range(0, len(unique), PART_RECORDS):
-                    yield unique[start : start + PART_RECORDS]
+                pending.update((r.bronze_id, r) for r in records)
+                while len(pending) >= PART_RECORDS:
+                    unique = list(pending.values())
+                    yield unique[:PART_RECORDS]
+                    pending = {r.bronze_id: r for r in unique[PART_RECORDS:]}
+            if pending:
+                yield list(pending.values())
 
         return await self._merge_parts(parts(), True, False)
 
