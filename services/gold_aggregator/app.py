@@ -58,7 +58,13 @@ LAYER = "gold"
 FLUSH_S = 0.5
 FLUSH_DUTY_CYCLE = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
-SHARDS_PER_FLUSH = 8  # shards per flush transaction
+# Shards per flush transaction: as many as keep a transaction near CHANGES_PER_FLUSH
+# changes. A backlog is then many short flushes, between which the worker's loop runs (a
+# rebalance, /metrics), not one that holds it for seconds; at a paced rate one transaction
+# takes every shard, instead of paying a transaction's fixed cost (some 17 statements) per
+# few shards.
+FIRST_SHARDS_PER_FLUSH = 8
+CHANGES_PER_FLUSH = 20_000
 VERIFY_DAYS = 35
 DEAD_LETTER_CHECK_S = 5.0  # how often a flush looks for dead-lettered groups that are due
 CHANGES = "gold_silver_changes"  # the label of the records consumed: silver's changes taken
@@ -78,6 +84,8 @@ class GoldAggregator:
         self._retried: frozenset[int] = frozenset()  # shards whose dead letters were retried
         self._next_check = 0.0  # monotonic time of the next look for due dead letters
         self._refusal: BaseException | None = None  # the last error of an isolation attempt
+        self.shards_per_flush = FIRST_SHARDS_PER_FLUSH
+        self._claimed = 0  # changes taken by the last flush transaction
 
     async def flush(self) -> int:
         """Apply the captured silver changes of this replica's shards until none is left;
@@ -90,18 +98,20 @@ class GoldAggregator:
         self._windows_of &= shards
         started, total = time.perf_counter(), 0
         await self._retry_dead_letters(shards)
-        ordered = sorted(shards)
-        # A few shards per transaction: a backlog is then many short flushes, between which
-        # the worker's loop runs (a rebalance, /metrics), not one that holds it for seconds.
-        for i in range(0, len(ordered), SHARDS_PER_FLUSH):
-            batch = frozenset(ordered[i : i + SHARDS_PER_FLUSH])
+        ordered, i = sorted(shards), 0
+        while i < len(ordered):
+            step = self.shards_per_flush
+            batch = frozenset(ordered[i : i + step])
             while True:
+                self._claimed = 0
                 n = await retry(partial(self._flush_once, batch), what="gold flush",
                                 retry_on=(InconsistentState,),
                                 on_retry=self._flush_failed)  # fmt: skip
                 total += n
+                self.shards_per_flush = next_shards_per_flush(step, self._claimed)
                 if n < CLAIM_DAYS:
                     break
+            i += step
         # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
         # starve silver and bronze of the CPU).
         spent = time.perf_counter() - started
@@ -196,6 +206,7 @@ class GoldAggregator:
                     await dead_letters.resolve(conn, groups)
                 if gained and groups is None:  # isolation leaves them to the next flush
                     windows = await rolling.load(conn, gained)
+                self._claimed = len(claimed)
                 if not claimed:
                     flushed = None
                 else:
@@ -247,6 +258,16 @@ class GoldAggregator:
         GOLD_WAITING_CHANGES.set(waiting)
         GOLD_DEAD_LETTERS.set(dead)
         return result
+
+
+def next_shards_per_flush(shards: int, claimed: int) -> int:
+    """The shards of the next flush transaction, after one of ``shards`` took ``claimed``
+    changes: halved above :data:`CHANGES_PER_FLUSH`, doubled below a quarter of it."""
+    if claimed > CHANGES_PER_FLUSH:
+        return max(1, shards // 2)
+    if claimed < CHANGES_PER_FLUSH // 4:
+        return min(SHARDS, shards * 2)
+    return shards
 
 
 def build_app(settings: Settings) -> faust.App:

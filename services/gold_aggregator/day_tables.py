@@ -56,20 +56,22 @@ class DayTables:
                     _add(brands[(period, first, c.category or "", c.brand or "", c.shard)],
                          c.sign, c.units or 0, c.value, c.transactions or 0)  # fmt: skip
         written = 0
-        for statement, sums in ((sql.UPSERT_PARTIAL_SEGMENTS, segments),
-                                (sql.UPSERT_PARTIAL_PLACES, places),
-                                (sql.UPSERT_PARTIAL_BRANDS, brands)):  # fmt: skip
-            if sums:
-                rows = [(*key, *values) for key, values in sorted(sums.items())]
-                status = await conn.execute(statement, *(list(c) for c in zip(*rows, strict=True)))
-                written += int(status.rsplit(" ", 1)[1])
-        # Rows left at zero, of the touched periods and shards only (the others' rows are
-        # another replica's).
-        touched = sorted({(*key[:2], key[-1]) for sums in (segments, places, brands)
-                          for key in sums})  # fmt: skip
-        if touched:
-            for drop in sql.DROP_EMPTY_PARTIALS:
-                await conn.execute(drop, *(list(c) for c in zip(*touched, strict=True)))
+        # (upsert, drop of the rows it brought to zero, the index of the transaction count)
+        for upsert, drop, n, sums in (
+            (sql.UPSERT_PARTIAL_SEGMENTS, sql.DROP_EMPTY_SEGMENTS, 0, segments),
+            (sql.UPSERT_PARTIAL_PLACES, sql.DROP_EMPTY_PLACES, 0, places),
+            (sql.UPSERT_PARTIAL_BRANDS, sql.DROP_EMPTY_BRANDS, 2, brands),
+        ):
+            if not sums:
+                continue
+            rows = [(*key, *values) for key, values in sorted(sums.items())]
+            status = await conn.execute(upsert, *(list(c) for c in zip(*rows, strict=True)))
+            written += int(status.rsplit(" ", 1)[1])
+            # Only a row whose count went down, or a new one whose changes cancel out (a
+            # transaction added and removed within the flush), can be at zero now.
+            fell = [key for key, values in sorted(sums.items()) if values[n] <= 0]
+            if fell:
+                await conn.execute(drop, *(list(c) for c in zip(*fell, strict=True)))
         return written
 
 

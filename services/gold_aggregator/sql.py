@@ -256,13 +256,32 @@ ON CONFLICT (period, period_start, category, brand, shard) DO UPDATE SET
     transactions = p.transactions + EXCLUDED.transactions, updated_at = now()
 """
 # Rows at zero among the periods and shards touched ($1 periods, $2 first days, $3 shards).
-DROP_EMPTY_PARTIALS = tuple(
-    f"""DELETE FROM scout.{table} p
-USING unnest($1::text[], $2::date[], $3::smallint[]) AS k(period, start, shard)
-WHERE p.period = k.period AND p.period_start = k.start AND p.shard = k.shard
-  AND p.transactions = 0"""
-    for table in ("gold_partial_segments", "gold_partial_places", "gold_partial_brands")
-)
+# Rows a flush brought to zero transactions, by their keys (the keys of UPSERT_PARTIAL_*
+# whose transactions did not go up): one index look-up each, not a scan of every customer's
+# row of the period per shard. Only a flush makes a row zero (a rebuild writes counts of
+# silver rows, at least 1), so no zero row outlives the flush that made it. (The views skip
+# zero rows anyway, `HAVING sum(transactions) <> 0`: this is housekeeping, not correctness.)
+DROP_EMPTY_SEGMENTS = """
+DELETE FROM scout.gold_partial_segments p
+USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[])
+    AS k(period, start, segment, customer_key, shard)
+WHERE p.period = k.period AND p.period_start = k.start AND p.segment = k.segment
+  AND p.customer_key = k.customer_key AND p.shard = k.shard AND p.transactions = 0
+"""
+DROP_EMPTY_PLACES = """
+DELETE FROM scout.gold_partial_places p
+USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::smallint[])
+    AS k(period, start, region, city, store_id, shard)
+WHERE p.period = k.period AND p.period_start = k.start AND p.region = k.region
+  AND p.city = k.city AND p.store_id = k.store_id AND p.transactions = 0
+"""
+DROP_EMPTY_BRANDS = """
+DELETE FROM scout.gold_partial_brands p
+USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[])
+    AS k(period, start, category, brand, shard)
+WHERE p.period = k.period AND p.period_start = k.start AND p.category = k.category
+  AND p.brand = k.brand AND p.shard = k.shard AND p.transactions = 0
+"""
 
 # `scout gold rebuild` of the partial sums of periods ($1 period, $2 first days, $3 first
 # day of all, $4 the day after the last): lock the capture table first (no change can be

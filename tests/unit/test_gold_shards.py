@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.gold_aggregator.app import CHANGES_PER_FLUSH, next_shards_per_flush
 from services.gold_aggregator.changes import COLUMNS, TRANSACTION, Change
 from services.gold_aggregator.periods import DAY, MONTH, WEEK, end_of, start_of
 from services.gold_aggregator.rolling import RollingWindows
@@ -65,3 +66,17 @@ def test_rolling_windows_forget_what_left_the_window() -> None:
     old = datetime.fromtimestamp(time.time() - 3600, UTC)
     windows.apply([_sale(1, "9.00", old)])
     assert windows.now() == {}
+
+
+def test_shards_per_flush_follow_the_changes_taken() -> None:
+    """One transaction for every shard at a paced rate; halves while a backlog's
+    transactions take more than CHANGES_PER_FLUSH changes; never below 1 or above SHARDS."""
+    step = 8
+    for _ in range(10):
+        step = next_shards_per_flush(step, 100)
+    assert step == SHARDS
+    assert next_shards_per_flush(SHARDS, CHANGES_PER_FLUSH) == SHARDS  # within the band
+    for _ in range(10):
+        step = next_shards_per_flush(step, 10 * CHANGES_PER_FLUSH)
+    assert step == 1
+    assert next_shards_per_flush(1, CHANGES_PER_FLUSH // 2) == 1
