@@ -236,19 +236,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(s: Scenario, module_args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    s: Scenario, module_args: list[str], log: Path, tree: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m module_args`` on the scenario; of another source ``tree``'s services if
+    given (bench/chain.py's base variant)."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *module_args], env=service_env(s, port), stdout=out,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", *module_args], env=service_env(s, port, tree), cwd=tree,
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     return proc, port
 
 
-def service_env(s: Scenario, port: int) -> dict[str, str]:
-    """The environment of a ``scout`` process on the scenario (web port ``port``)."""
+def service_env(s: Scenario, port: int, tree: Path | None = None) -> dict[str, str]:
+    """The environment of a ``scout`` process on the scenario (web port ``port``; the
+    services of source ``tree`` first on the path, if given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOUT_")}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     env |= {
         # A local benchmark: dev said explicitly (the default environment is prod, where silver
         # refuses to start without a real key).

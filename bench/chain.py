@@ -17,7 +17,11 @@ share of the case; master data loaded first), published before anything consumes
 - ``scout``: ``scout run bronze``, ``scout run silver``, ``scout run gold`` as three
   processes, until bronze holds every row, silver has processed every bronze row and holds
   every transaction, no silver change waits for gold and gold's counts add up to silver's;
-  then ``scout gold verify`` (its exit status is recorded).
+  then ``scout gold verify`` (its exit status is recorded);
+- ``base`` (with ``--base-tree DIR``): the same as ``scout``, with the services of another
+  source tree (e.g. ``git worktree add DIR <commit>``): a change measured against the code
+  before it in one run. It runs on this tree's schema (the scenario's migrations), so the
+  comparison is fair only while the two trees' migrations agree.
 
 Times run from the first process started to done (start-up included; stage times: when
 each stage had landed its share). CPU is read from /proc for each variant's own processes
@@ -26,7 +30,7 @@ and for the PostgreSQL backends whose client is one of them (``ss``), from proce
 writer, checkpointer, autovacuum) and Kafka are not attributed to anyone.
 
     .venv/bin/python -m bench.chain [--records 200000] [--rounds 3] [--faults 0,0.05] \\
-        [--variants raw,quix,scout] [--write] [--profile DIR]
+        [--variants raw,quix,scout] [--base-tree DIR] [--write] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from services.simulator import records as r
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("results") / "chain.md"
 QUIX_REQUIREMENTS = Path(__file__).with_name("quix-requirements.txt")
-VARIANTS = ("raw", "quix", "scout")
+VARIANTS = ("raw", "quix", "scout", "base")
 STAGES = ("bronze", "silver", "gold")
 SCOUT_PROGRESS = """
 SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
@@ -274,17 +278,23 @@ async def _wait_tables(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def run_scout(
-    s: Scenario, b: Backlog, res: Result, logs: Path, profile: Path | None = None
+    s: Scenario,
+    b: Backlog,
+    res: Result,
+    logs: Path,
+    profile: Path | None = None,
+    tree: Path | None = None,
 ) -> None:
     cpu, procs, spies = Cpu(), [], []
     started = time.monotonic()
     try:
         for stage in STAGES:
-            proc, _ = start(s, ["services.cli", "run", stage], logs / f"scout-{stage}.log")
+            proc, _ = start(s, ["services.cli", "run", stage],
+                            logs / f"{res.variant}-{stage}.log", tree=tree)  # fmt: skip
             procs.append(proc)
             cpu.ready(proc.pid, stage)
             if profile is not None:
-                spies.append(py_spy(proc.pid, profile / f"{stage}-r{res.round}.txt"))
+                spies.append(py_spy(proc.pid, profile / f"{res.variant}-{stage}-r{res.round}.txt"))
         res.stages = await watch(s.url, SCOUT_PROGRESS, {
             "bronze": lambda row: row["bronze"] >= b.bronze_rows,
             "silver": lambda row: row["lineage"] >= b.bronze_rows
@@ -301,7 +311,7 @@ async def run_scout(
             spy.wait(timeout=60)
         for proc in procs:
             stop(proc)
-    res.verify = gold_verify(s, logs / "scout-verify.log")
+    res.verify = gold_verify(s, logs / f"{res.variant}-verify.log", tree)
 
 
 def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -314,10 +324,12 @@ def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def gold_verify(s: Scenario, log: Path) -> str:
-    """``scout gold verify`` on the scenario: "passed" or what it printed."""
+def gold_verify(s: Scenario, log: Path, tree: Path | None = None) -> str:
+    """``scout gold verify`` on the scenario (of ``tree``'s services): "passed" or what it
+    printed."""
     done = subprocess.run([sys.executable, "-m", "services.cli", "gold", "verify"],
-                          env=service_env(s, 0), capture_output=True, text=True)  # fmt: skip
+                          env=service_env(s, 0, tree), cwd=tree, capture_output=True,
+                          text=True)  # fmt: skip
     log.write_text(done.stdout + done.stderr)
     if done.returncode == 0:
         return "passed"
@@ -335,6 +347,7 @@ async def one(
             "raw": lambda: run_raw(s, b, res, logs),
             "quix": lambda: run_quix(s, b, res, logs, args.python),
             "scout": lambda: run_scout(s, b, res, logs, args.profile),
+            "base": lambda: run_scout(s, b, res, logs, args.profile, args.base_tree),
         }
         await runners[variant]()
         res.load = (before, load1())
@@ -447,16 +460,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--faults", type=lambda t: [float(x) for x in t.split(",")],
                         default=[0.0, 0.05])  # fmt: skip
-    parser.add_argument("--variants", type=lambda t: t.split(","), default=list(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        type=lambda t: t.split(","),
+        help="of raw,quix,scout,base (default: all; base only with --base-tree)",
+    )
+    parser.add_argument("--base-tree", type=Path, help="variant base: the services of this "
+                        "source tree (e.g. a git worktree of an older commit)")  # fmt: skip
     parser.add_argument("--python", default="", help="the Quix Streams virtualenv's python "
                         "(default: venv-quix/bin/python in the Scout cache)")  # fmt: skip
     parser.add_argument("--logs", help="keep the processes' logs in this folder")
     parser.add_argument("--profile", type=Path, help="py-spy Scout's three processes into this "
-                        "folder (collapsed stacks, <stage>-r<round>.txt)")  # fmt: skip
+                        "folder (collapsed stacks, <variant>-<stage>-r<round>.txt)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help=f"append the report to {RESULTS}")
     parser.add_argument("--title", default="catch-up of a pre-loaded backlog",
                         help="the heading of the section written")  # fmt: skip
     args = parser.parse_args()
+    if args.variants is None:
+        args.variants = [v for v in VARIANTS if v != "base" or args.base_tree]
+    if "base" in args.variants and not args.base_tree:
+        parser.error("variant base needs --base-tree")
+    if args.base_tree:
+        args.base_tree = args.base_tree.resolve()
     if "quix" in args.variants:
         cache = Path(os.environ.get("SCOUT_CACHE_DIR", "~/.cache/scout")).expanduser()
         args.python = quix_python(args.python or str(cache / "venv-quix" / "bin" / "python"))
