@@ -100,7 +100,8 @@ WAITING_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_chan
 
 
 def from_record(r: asyncpg.Record) -> Change:
-    return Change(*(r[c] for c in COLUMNS))
+    """A row of a ``RETURNING`` / ``SELECT`` of :data:`COLUMNS`, in that order."""
+    return Change(*r.values())
 
 
 async def claim(

@@ -8,6 +8,7 @@ table's ``rebuilt`` mask.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
 DAY, WEEK, MONTH = "day", "week", "month"
 PERIODS = (DAY, WEEK, MONTH)
@@ -15,6 +16,7 @@ ROLLUPS = (WEEK, MONTH)
 BIT = {DAY: 1, WEEK: 2, MONTH: 4}
 
 
+@lru_cache(maxsize=8192)  # a flush asks for the same few days thousands of times
 def start_of(period: str, day: date) -> date:
     if period == DAY:
         return day
