@@ -47,6 +47,14 @@ FETCH_MAX_BYTES = 64 * 1024 * 1024
 # 5 s is the price of picking it up at once (its committed offsets went with the old topic,
 # so ``auto_offset_reset`` starts it at 0: nothing skipped).
 METADATA_MAX_AGE_MS = 5_000
+# How the broker batches a fetch: it answers once FETCH_MIN_BYTES are there or after
+# FETCH_MAX_WAIT_MS. aiokafka's defaults (1 byte, 500 ms) answer at once with whatever
+# arrived, so at a paced rate the consumer fetched, and the worker wrote a transaction and
+# handed off a message, for every few dozen records: three times the CPU per record of a
+# catch-up (bench/results/chain.md). A backlog fills the minimum at once; a paced stream
+# waits at most FETCH_MAX_WAIT_MS more.
+FETCH_MIN_BYTES = 64 * 1024
+FETCH_MAX_WAIT_MS = 100
 
 
 class KafkaRecord(Protocol):
@@ -99,6 +107,8 @@ class DirectBatchConsumer(Service):
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "metadata_max_age_ms": METADATA_MAX_AGE_MS,
+            "fetch_min_bytes": FETCH_MIN_BYTES,
+            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
             "session_timeout_ms": int(session_timeout_s * 1000),
             "heartbeat_interval_ms": int(heartbeat_interval_s * 1000),
             "max_partition_fetch_bytes": MAX_PARTITION_FETCH_BYTES,
