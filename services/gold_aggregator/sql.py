@@ -11,6 +11,8 @@ agree digit for digit; the reconciliation checks it on every run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def _period_of(period: str, column: str) -> str:
     """SQL for the first day of the ``period`` a local-day ``column`` belongs to."""
@@ -255,33 +257,39 @@ ON CONFLICT (period, period_start, category, brand, shard) DO UPDATE SET
     units = p.units + EXCLUDED.units, revenue = p.revenue + EXCLUDED.revenue,
     transactions = p.transactions + EXCLUDED.transactions, updated_at = now()
 """
-# Rows at zero among the periods and shards touched ($1 periods, $2 first days, $3 shards).
+
+
 # Rows a flush brought to zero transactions, by their keys (the keys of UPSERT_PARTIAL_*
 # whose transactions did not go up): one index look-up each, not a scan of every customer's
 # row of the period per shard. Only a flush makes a row zero (a rebuild writes counts of
 # silver rows, at least 1), so no zero row outlives the flush that made it. (The views skip
 # zero rows anyway, `HAVING sum(transactions) <> 0`: this is housekeeping, not correctness.)
-DROP_EMPTY_SEGMENTS = """
-DELETE FROM scout.gold_partial_segments p
-USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[])
-    AS k(period, start, segment, customer_key, shard)
-WHERE p.period = k.period AND p.period_start = k.start AND p.segment = k.segment
-  AND p.customer_key = k.customer_key AND p.shard = k.shard AND p.transactions = 0
+def _drop_zero(table: str, keys: Sequence[tuple[str, str]]) -> str:
+    """DELETE of ``table``'s rows at zero transactions among the keys given ($1…: one array
+    per (column, type) of ``keys``; ``period_start`` is matched to the column ``start``)."""
+    arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(keys, 1))
+    names = ", ".join(name for name, _ in keys)
+    match = " AND ".join(
+        f"p.{'period_start' if name == 'start' else name} = k.{name}" for name, _ in keys
+    )
+    return f"""
+DELETE FROM scout.{table} p USING unnest({arrays}) AS k({names})
+WHERE {match} AND p.transactions = 0
 """
-DROP_EMPTY_PLACES = """
-DELETE FROM scout.gold_partial_places p
-USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::smallint[])
-    AS k(period, start, region, city, store_id, shard)
-WHERE p.period = k.period AND p.period_start = k.start AND p.region = k.region
-  AND p.city = k.city AND p.store_id = k.store_id AND p.transactions = 0
-"""
-DROP_EMPTY_BRANDS = """
-DELETE FROM scout.gold_partial_brands p
-USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::smallint[])
-    AS k(period, start, category, brand, shard)
-WHERE p.period = k.period AND p.period_start = k.start AND p.category = k.category
-  AND p.brand = k.brand AND p.shard = k.shard AND p.transactions = 0
-"""
+
+
+_PERIOD_KEY = (("period", "text"), ("start", "date"))
+_SHARD = ("shard", "smallint")
+DROP_EMPTY_SEGMENTS = _drop_zero(
+    "gold_partial_segments", (*_PERIOD_KEY, ("segment", "text"), ("customer_key", "text"), _SHARD)
+)
+DROP_EMPTY_PLACES = _drop_zero(
+    "gold_partial_places",
+    (*_PERIOD_KEY, ("region", "text"), ("city", "text"), ("store_id", "text"), _SHARD),
+)
+DROP_EMPTY_BRANDS = _drop_zero(
+    "gold_partial_brands", (*_PERIOD_KEY, ("category", "text"), ("brand", "text"), _SHARD)
+)
 
 # `scout gold rebuild` of the partial sums of periods ($1 period, $2 first days, $3 first
 # day of all, $4 the day after the last): lock the capture table first (no change can be
