@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 
@@ -72,6 +72,13 @@ CHANGES = "gold_silver_changes"  # the label of the records consumed: silver's c
 Owned = Callable[[], frozenset[int]]
 
 
+class Taken(NamedTuple):
+    """What one flush transaction took: local days, and changes."""
+
+    days: int
+    changes: int
+
+
 class GoldAggregator:
     def __init__(self, ctx: ServiceContext, owned: Owned) -> None:
         self.ctx = ctx
@@ -85,7 +92,6 @@ class GoldAggregator:
         self._next_check = 0.0  # monotonic time of the next look for due dead letters
         self._refusal: BaseException | None = None  # the last error of an isolation attempt
         self.shards_per_flush = FIRST_SHARDS_PER_FLUSH
-        self._claimed = 0  # changes taken by the last flush transaction
 
     async def flush(self) -> int:
         """Apply the captured silver changes of this replica's shards until none is left;
@@ -103,13 +109,12 @@ class GoldAggregator:
             step = self.shards_per_flush
             batch = frozenset(ordered[i : i + step])
             while True:
-                self._claimed = 0
-                n = await retry(partial(self._flush_once, batch), what="gold flush",
-                                retry_on=(InconsistentState,),
-                                on_retry=self._flush_failed)  # fmt: skip
-                total += n
-                self.shards_per_flush = next_shards_per_flush(step, self._claimed)
-                if n < CLAIM_DAYS:
+                taken = await retry(partial(self._flush_once, batch), what="gold flush",
+                                    retry_on=(InconsistentState,),
+                                    on_retry=self._flush_failed)  # fmt: skip
+                total += taken.days
+                self.shards_per_flush = next_shards_per_flush(step, taken.changes)
+                if taken.days < CLAIM_DAYS:
                     break
             i += step
         # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
@@ -127,12 +132,12 @@ class GoldAggregator:
         self.business.forget()
         self.days.forget()
 
-    async def _flush_once(self, batch: frozenset[int]) -> int:
+    async def _flush_once(self, batch: frozenset[int]) -> Taken:
         owned = self.owned()
         GOLD_SHARDS_OWNED.set(len(owned))
         shards = batch & owned  # still ours (a rebalance may have begun meanwhile)
         if not shards:  # rebalancing, or a replica beyond the partition count
-            return 0
+            return Taken(0, 0)
         try:
             return await self._apply(shards)
         except Exception as exc:
@@ -148,7 +153,7 @@ class GoldAggregator:
         log.warning("gold flush of %d group(s) refused (%s); isolating the groups that cause it",
                     len(groups), type(refusal).__name__)  # fmt: skip
         await self._isolate(shards, groups)
-        return len(days)
+        return Taken(len(days), 0)  # the changes the isolation took are not counted
 
     async def _retry_dead_letters(self, shards: frozenset[int]) -> None:
         """Apply the changes of dead-lettered groups that are due (or of shards this worker
@@ -190,9 +195,9 @@ class GoldAggregator:
                                     table_name=table if isinstance(table, str) else None,
                                     retry_s=self.ctx.settings.gold_dead_letter_retry_s)  # fmt: skip
 
-    async def _apply(self, shards: frozenset[int], groups: Sequence[Group] | None = None) -> int:
+    async def _apply(self, shards: frozenset[int], groups: Sequence[Group] | None = None) -> Taken:
         """One flush transaction: the changes of ``shards`` (or of these ``groups`` only,
-        whose dead letters it resolves); returns the local days flushed."""
+        whose dead letters it resolves)."""
         gained = shards - self._windows_of
         pool = await self.ctx.pool()
         started = time.perf_counter()
@@ -206,7 +211,6 @@ class GoldAggregator:
                     await dead_letters.resolve(conn, groups)
                 if gained and groups is None:  # isolation leaves them to the next flush
                     windows = await rolling.load(conn, gained)
-                self._claimed = len(claimed)
                 if not claimed:
                     flushed = None
                 else:
@@ -224,9 +228,9 @@ class GoldAggregator:
         if groups is None:
             self._windows_of |= shards
         if flushed is None:
-            return 0
+            return Taken(0, 0)
         self._observe(claimed, flushed, day_rows, time.perf_counter() - started)
-        return len({c.date_key for c in claimed})
+        return Taken(len({c.date_key for c in claimed}), len(claimed))
 
     def _observe(
         self, claimed: list[Change], flushed: Flushed, day_rows: int, seconds: float

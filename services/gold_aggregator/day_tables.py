@@ -64,12 +64,13 @@ class DayTables:
         ):
             if not sums:
                 continue
-            rows = [(*key, *values) for key, values in sorted(sums.items())]
+            ordered = sorted(sums.items())
+            rows = [(*key, *values) for key, values in ordered]
             status = await conn.execute(upsert, *(list(c) for c in zip(*rows, strict=True)))
             written += int(status.rsplit(" ", 1)[1])
             # Only a row whose count went down, or a new one whose changes cancel out (a
             # transaction added and removed within the flush), can be at zero now.
-            fell = [key for key, values in sorted(sums.items()) if values[n] <= 0]
+            fell = [key for key, values in ordered if values[n] <= 0]
             if fell:
                 await conn.execute(drop, *(list(c) for c in zip(*fell, strict=True)))
         return written

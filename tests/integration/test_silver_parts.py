@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -57,6 +59,29 @@ def _batch() -> list[DecodedRecord]:
     return records
 
 
+@asynccontextmanager
+async def _pipeline(settings: Settings, *, with_product: bool) -> AsyncIterator[SilverPipeline]:
+    """A silver pipeline on the test database, store S1 (and product P-1) in master data."""
+    pool = await create_pool(settings, "silver")
+    try:
+        async with pool.acquire() as conn:
+            await repo.upsert_stores(conn, [StoreRecord.model_validate(
+                {"store_id": "S1", "name": "One", "region": "NCR", "city": "Manila",
+                 "timezone": "Asia/Manila"})])  # fmt: skip
+            if with_product:
+                await repo.upsert_products(conn, [ProductRecord.model_validate(
+                    {"sku": "P-1", "name": "p", "brand": "b", "category": "c",
+                     "unit_price": "12.50"})])  # fmt: skip
+
+        async def get_pool() -> asyncpg.Pool:
+            return pool
+
+        yield SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS),
+                             allowed_skew_s=300)  # fmt: skip
+    finally:
+        await pool.close()
+
+
 async def _state(db: asyncpg.Connection) -> dict[str, Any]:
     return {
         "tx": await db.fetch("SELECT event_id, version, bronze_id, amount FROM "
@@ -81,28 +106,12 @@ async def test_parts_give_the_outcome_of_one_transaction(
     monkeypatch.setattr(silver_pipeline, "PART_RECORDS", part_records)
     await db.execute("ALTER TABLE scout.silver_transactions_cleaned ADD CONSTRAINT refuse "
                      "CHECK (event_id NOT LIKE 'REFUSE-%')")  # fmt: skip
-    pool = await create_pool(settings, "silver")
-    try:
-        async with pool.acquire() as conn:
-            await repo.upsert_stores(conn, [StoreRecord.model_validate(
-                {"store_id": "S1", "name": "One", "region": "NCR", "city": "Manila",
-                 "timezone": "Asia/Manila"})])  # fmt: skip
-            await repo.upsert_products(conn, [ProductRecord.model_validate(
-                {"sku": "P-1", "name": "p", "brand": "b", "category": "c",
-                 "unit_price": "12.50"})])  # fmt: skip
-
-        async def get_pool() -> asyncpg.Pool:
-            return pool
-
-        pipeline = SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS),
-                                  allowed_skew_s=300)  # fmt: skip
+    async with _pipeline(settings, with_product=True) as pipeline:
         batch = _batch()
         first = await pipeline.process(batch)
         state = await _state(db)
         again = await pipeline.process(batch)  # the same batch delivered again
         assert await _state(db) == state
-    finally:
-        await pool.close()
 
     assert again.changed_transactions == 0
     assert [(r["event_id"], r["version"]) for r in state["tx"]] == [
@@ -137,18 +146,7 @@ async def test_small_landed_messages_are_merged_together(
         await write_part(self, part, *args)
 
     monkeypatch.setattr(SilverPipeline, "_write_part", counting)
-    pool = await create_pool(settings, "silver")
-    try:
-        async with pool.acquire() as conn:
-            await repo.upsert_stores(conn, [StoreRecord.model_validate(
-                {"store_id": "S1", "name": "One", "region": "NCR", "city": "Manila",
-                 "timezone": "Asia/Manila"})])  # fmt: skip
-
-        async def get_pool() -> asyncpg.Pool:
-            return pool
-
-        pipeline = SilverPipeline(get_pool, Refiner(pii_key(settings), DEFAULT_EXPECTATIONS),
-                                  allowed_skew_s=300)  # fmt: skip
+    async with _pipeline(settings, with_product=False) as pipeline:
         when = datetime.now(UTC) - timedelta(hours=1)
         records = [_record(f"E-{n:03d}", 1, when) for n in range(250)]
         messages = [
@@ -162,8 +160,6 @@ async def test_small_landed_messages_are_merged_together(
         ]  # fmt: skip
         decoded: list[int] = []
         result = await pipeline.process_landed(messages, decoded.append)
-    finally:
-        await pool.close()
 
     assert len(messages) == 25 and decoded == [10] * 25
     assert written == [100, 100, 50]
