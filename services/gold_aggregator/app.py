@@ -102,7 +102,7 @@ class GoldAggregator:
         GOLD_SHARDS_OWNED.set(len(shards))
         self.windows.keep_only(shards)  # shards that moved away
         self._windows_of &= shards
-        started, total, changes = time.perf_counter(), 0, 0
+        started, total = time.perf_counter(), 0
         await self._retry_dead_letters(shards)
         ordered, i = sorted(shards), 0
         while i < len(ordered):
@@ -113,12 +113,14 @@ class GoldAggregator:
                                     retry_on=(InconsistentState,),
                                     on_retry=self._flush_failed)  # fmt: skip
                 total += taken.days
-                changes += taken.changes
                 self.shards_per_flush = next_shards_per_flush(step, taken.changes)
                 if taken.days < CLAIM_DAYS:
                     break
             i += step
-        self._not_before = time.monotonic() + pause_after(time.perf_counter() - started, changes)
+        # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
+        # starve silver and bronze of the CPU).
+        spent = time.perf_counter() - started
+        self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
         return total
 
     def _flush_failed(self, exc: BaseException) -> None:
@@ -260,18 +262,6 @@ class GoldAggregator:
         GOLD_WAITING_CHANGES.set(waiting)
         GOLD_DEAD_LETTERS.set(dead)
         return result
-
-
-def pause_after(spent: float, changes: int) -> float:
-    """Seconds before the next flush may start, after one that took ``changes`` changes in
-    ``spent`` seconds. Working off a backlog (more than one flush transaction's changes), a
-    flush may take at most FLUSH_DUTY_CYCLE of the time: it must not starve silver and bronze
-    of the CPU. Keeping up with a steady stream, the next flush follows on the timer: a pause
-    there only adds to every change's latency (bench/results/chain.md: p99 publish → gold
-    about 0.7 of it at 800 and 1,200 events/s)."""
-    if changes <= CHANGES_PER_FLUSH:
-        return 0.0
-    return spent * (1 / FLUSH_DUTY_CYCLE - 1)
 
 
 def next_shards_per_flush(shards: int, claimed: int) -> int:

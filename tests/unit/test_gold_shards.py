@@ -8,12 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.gold_aggregator.app import (
-    CHANGES_PER_FLUSH,
-    FLUSH_DUTY_CYCLE,
-    next_shards_per_flush,
-    pause_after,
-)
+from services.gold_aggregator.app import CHANGES_PER_FLUSH, next_shards_per_flush
 from services.gold_aggregator.changes import COLUMNS, TRANSACTION, Change
 from services.gold_aggregator.periods import DAY, MONTH, WEEK, end_of, start_of
 from services.gold_aggregator.rolling import RollingWindows
@@ -85,12 +80,3 @@ def test_shards_per_flush_follow_the_changes_taken() -> None:
         step = next_shards_per_flush(step, 10 * CHANGES_PER_FLUSH)
     assert step == 1
     assert next_shards_per_flush(1, CHANGES_PER_FLUSH // 2) == 1
-
-
-def test_a_flush_pauses_only_after_working_off_a_backlog() -> None:
-    # Keeping up (at most one flush transaction's changes): the timer alone paces flushes.
-    assert pause_after(1.5, 0) == 0.0
-    assert pause_after(1.5, CHANGES_PER_FLUSH) == 0.0
-    # A backlog: flushing takes FLUSH_DUTY_CYCLE of the time, the rest is left to the others.
-    pause = pause_after(1.5, CHANGES_PER_FLUSH + 1)
-    assert 1.5 / (1.5 + pause) == pytest.approx(FLUSH_DUTY_CYCLE)
