@@ -266,7 +266,8 @@ def _kind(value: object) -> str:
 # BeforeValidator its result went through pydantic's own Decimal or int validation again, and
 # an AfterValidator was one more call per field (a POS record validates in about 0.86 of the time;
 # bench/results/chain.md). A plain validator's serialiser expects the type's Python value
-# where JSON mode has text, so money names its JSON text: the decimal's own, as pydantic's.
+# where JSON mode has text, so the Decimal types name their JSON text: the decimal's own
+# str(), as pydantic wrote it.
 _DECIMAL_TEXT_OUT = PlainSerializer(str, return_type=str, when_used="json")
 
 
