@@ -17,9 +17,9 @@ there until the group is retried with :func:`claim_groups`.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import asyncpg
 
@@ -27,9 +27,11 @@ TRANSACTION, FOOTFALL, SPEND, ITEMS = "transaction", "footfall", "spend", "items
 KINDS = (TRANSACTION, FOOTFALL, SPEND, ITEMS)
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One row of ``gold_silver_changes``: a signed contribution of a silver row.
+
+    A named tuple rather than a frozen dataclass: a flush builds one per captured row, and
+    a frozen dataclass's ``__init__`` costs ten times as much (a ``setattr`` per field).
 
     The first seven fields are what a (store, period) group of ``gold_business_metrics``
     needs (:mod:`state`); the others place the change (shard, store, day) and carry what
@@ -101,7 +103,7 @@ WAITING_GROUPS = "SELECT DISTINCT store_id, date_key FROM scout.gold_silver_chan
 
 def from_record(r: asyncpg.Record) -> Change:
     """A row of a ``RETURNING`` / ``SELECT`` of :data:`COLUMNS`, in that order."""
-    return Change(*r.values())
+    return Change._make(r.values())
 
 
 async def claim(

@@ -40,21 +40,34 @@ class DayTables:
         segments: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
         places: dict[tuple[str, date, str, str, str, int], Sums] = defaultdict(lambda: [0, 0])
         brands: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
+        starts: dict[date, list[tuple[str, date, int]]] = {}
         for c in claimed:
             if c.kind not in (TRANSACTION, ITEMS) or c.date_key is None:
                 continue
-            for period in PERIODS:
-                if c.rebuilt & BIT[period]:  # a rebuild already counted it in this period
+            periods = starts.get(c.date_key)
+            if periods is None:
+                periods = starts[c.date_key] = [
+                    (period, start_of(period, c.date_key), BIT[period]) for period in PERIODS
+                ]
+            sign, value, units = c.sign, c.sign * c.value, c.sign * (c.units or 0)
+            for period, first, bit in periods:
+                if c.rebuilt & bit:  # a rebuild already counted it in this period
                     continue
-                first = start_of(period, c.date_key)
                 if c.kind == TRANSACTION:
-                    _add(segments[(period, first, c.customer_type or "", c.customer_key or "",
-                                   c.shard)], c.sign, 1, c.value, c.units or 0)  # fmt: skip
-                    _add(places[(period, first, c.region or "", c.city or "", c.store_id,
-                                 c.shard)], c.sign, 1, c.value)  # fmt: skip
+                    acc = segments[(period, first, c.customer_type or "", c.customer_key or "",
+                                    c.shard)]  # fmt: skip
+                    acc[0] += sign
+                    acc[1] += value
+                    acc[2] += units
+                    acc = places[(period, first, c.region or "", c.city or "", c.store_id,
+                                  c.shard)]  # fmt: skip
+                    acc[0] += sign
+                    acc[1] += value
                 else:
-                    _add(brands[(period, first, c.category or "", c.brand or "", c.shard)],
-                         c.sign, c.units or 0, c.value, c.transactions or 0)  # fmt: skip
+                    acc = brands[(period, first, c.category or "", c.brand or "", c.shard)]
+                    acc[0] += units
+                    acc[1] += value
+                    acc[2] += sign * (c.transactions or 0)
         written = 0
         # (upsert, drop of the rows it brought to zero, the index of the transaction count)
         for upsert, drop, n, sums in (
@@ -74,11 +87,6 @@ class DayTables:
             if fell:
                 await conn.execute(drop, *(list(c) for c in zip(*fell, strict=True)))
         return written
-
-
-def _add(sums: Sums, sign: int, *values: int | Decimal) -> None:
-    for i, value in enumerate(values):
-        sums[i] += sign * value
 
 
 async def rebuild(conn: asyncpg.Connection, period: str, starts: Sequence[date]) -> None:

@@ -147,7 +147,7 @@ class PeriodGroups:
         # Changes of days this flush did not take are in the load already: take them out
         # again (they are applied when taken). Negated, additions go first as ever.
         for i, waiting in (await channel.waiting_of_ranges(conn, ranges)).items():
-            states[i].apply([replace(c, sign=-c.sign) for c in waiting])
+            states[i].apply([c._replace(sign=-c.sign) for c in waiting])
         return {key: states[i] for i, key in enumerate(keys)}
 
     async def _write(self, conn: asyncpg.Connection, keys: Sequence[Key]) -> int:

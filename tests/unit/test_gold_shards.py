@@ -41,7 +41,7 @@ def test_periods() -> None:
 
 
 def test_the_change_record_is_described_once() -> None:
-    assert list(COLUMNS) == list(Change.__dataclass_fields__)
+    assert COLUMNS == Change._fields
 
 
 def _sale(sign: int, amount: str, when: datetime, shard: int = 3) -> Change:

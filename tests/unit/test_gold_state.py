@@ -11,6 +11,7 @@ import pytest
 
 from services.gold_aggregator.state import (
     FOOTFALL,
+    SORT_FROM,
     SPEND,
     TRANSACTION,
     Change,
@@ -121,3 +122,32 @@ def test_random_changes_match_a_recomputation() -> None:
         expected_sd = statistics.stdev(amounts).quantize(Q4, ROUND_HALF_UP)
         assert r["amount_stddev"] == expected_sd
         assert r["unique_customers"] == len({c.customer_key for c in held if c.customer_key})
+
+
+@pytest.mark.parametrize("batch", [1, SORT_FROM - 1, SORT_FROM, 3 * SORT_FROM])
+def test_a_flush_of_many_changes_equals_the_changes_one_by_one(batch: int) -> None:
+    """A flush with many additions sorts once instead of inserting each: the state is the
+    same as applying every change alone, removals of amounts added in the flush included."""
+    rng = random.Random(batch)
+    together, alone = GroupState(), GroupState()
+    held: list[Change] = []
+    for _ in range(4):
+        flush: list[Change] = []
+        for _ in range(batch):
+            if held and rng.random() < 0.2:
+                gone = held.pop(rng.randrange(len(held)))
+                flush.append(Change(TRANSACTION, -1, gone.value, gone.customer_key,
+                                    gone.customer_type, gone.region, gone.city))  # fmt: skip
+            else:
+                customer = rng.choice([None, "a", "b"])
+                change = tx(f"{rng.randint(1, 900) / 100:.2f}", customer,
+                            "walk_in" if customer is None else "regular")  # fmt: skip
+                flush.append(change)
+                held.append(change)
+        flush.append(Change(FOOTFALL, 1, Decimal(rng.randint(0, 9))))
+        rng.shuffle(flush)  # a removal may come before the addition it undoes
+        together.apply(flush)
+        for change in sorted(flush, key=lambda c: -c.sign):
+            alone.apply([change])
+        assert together.amounts == sorted(int(c.value * 100) for c in held)
+        assert together == alone
