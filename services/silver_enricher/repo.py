@@ -29,23 +29,39 @@ ITEM_COLUMNS = (
     "transaction_id", "line_no", "sku", "qty", "unit_price", "line_amount", "brand", "category",
     "known_sku", "store_id", "local_date",
 )  # fmt: skip
+# Money travels to the stages as integer cents (transform.cents) and becomes numeric(…, 2)
+# again in the merge: asyncpg encodes an integer in a tenth of the time of a decimal, which
+# was most of the stages' COPY (bench/results/chain.md, 2026-12-01 fifth session).
+TX_CENTS = ("amount", "gross_amount", "discount_amount")
+ITEM_CENTS = ("unit_price", "line_amount")
 TX_STAGE = "silver_tx_stage"
 ITEM_STAGE = "silver_item_stage"
 
+
+def _stage(name: str, table: str, columns: Sequence[str], in_cents: Sequence[str]) -> str:
+    """A temporary stage with the table's columns, money as ``bigint`` cents."""
+    select = ", ".join(f"NULL::bigint AS {c}" if c in in_cents else c for c in columns)
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS "
+            f"SELECT {select} FROM scout.{table} WITH NO DATA;")  # fmt: skip
+
+
+def _from_stage(columns: Sequence[str], in_cents: Sequence[str], alias: str = "") -> str:
+    """The stage's columns as the table's: cents times 0.01 is numeric with two places."""
+    return ", ".join(f"{alias}{c} * 0.01" if c in in_cents else f"{alias}{c}" for c in columns)
+
+
 _TX_COLS = ", ".join(TX_COLUMNS)
 _TX_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in TX_COLUMNS[1:])
-CREATE_STAGES = f"""
-CREATE TEMP TABLE IF NOT EXISTS {TX_STAGE}
-    (LIKE scout.silver_transactions_cleaned INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {ITEM_STAGE}
-    (LIKE scout.silver_transaction_items) ON COMMIT DELETE ROWS;
-"""
+CREATE_STAGES = "\n".join((
+    _stage(TX_STAGE, "silver_transactions_cleaned", TX_COLUMNS, TX_CENTS),
+    _stage(ITEM_STAGE, "silver_transaction_items", ITEM_COLUMNS, ITEM_CENTS),
+))  # fmt: skip
 
 
 def _merge_transactions(newer: str) -> str:
     return f"""
 INSERT INTO scout.silver_transactions_cleaned AS t ({_TX_COLS})
-SELECT {_TX_COLS} FROM {TX_STAGE}
+SELECT {_from_stage(TX_COLUMNS, TX_CENTS)} FROM {TX_STAGE}
 ON CONFLICT (transaction_id) DO UPDATE SET {_TX_UPDATE}, updated_at = now()
 WHERE (t.version, t.kafka_timestamp, t.bronze_id::text)
     {newer} (EXCLUDED.version, EXCLUDED.kafka_timestamp, EXCLUDED.bronze_id::text)
@@ -62,7 +78,7 @@ REENRICH_TRANSACTIONS = _merge_transactions("<=")
 DELETE_ITEMS = "DELETE FROM scout.silver_transaction_items WHERE transaction_id = ANY($1::uuid[])"
 INSERT_ITEMS = f"""
 INSERT INTO scout.silver_transaction_items ({", ".join(ITEM_COLUMNS)})
-SELECT {", ".join(f"s.{c}" for c in ITEM_COLUMNS)}
+SELECT {_from_stage(ITEM_COLUMNS, ITEM_CENTS, "s.")}
 FROM {ITEM_STAGE} s JOIN unnest($1::uuid[]) AS m(transaction_id) USING (transaction_id)
 """
 MERGE_SPEND = """
