@@ -55,7 +55,8 @@ SELECT gen_random_uuid(), 'pos', store_id || '-' || day || '-' || k, 1, gen_rand
        extract(isodow FROM day) >= 6, floor(t * 24)::int
   FROM (SELECT st.store_id, st.region, st.city, st.size, d.day, k, random() AS u,
                random() AS v, random() AS t,
-               ($7::numeric[])[1 + floor(random() * cardinality($7::numeric[]))::int] AS amount
+               (($7::float8[])[1 + floor(random() * cardinality($7::float8[]))::int])
+                   ::numeric(12, 2) AS amount
           FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[])
                AS st(store_id, region, city, size)
          CROSS JOIN unnest($5::date[], $6::float8[]) AS d(day, factor)
@@ -93,7 +94,7 @@ def simulator_amounts(generator: TrafficGenerator, n: int) -> list[float]:
 async def load_weeks(db: asyncpg.Connection, generator: TrafficGenerator, first: date,
                      weeks: int) -> None:  # fmt: skip
     stores = generator.world.stores
-    amounts = simulator_amounts(generator, 20_000)
+    amounts = simulator_amounts(generator, 20_000)  # float8[]: O(1) subscripts, unlike numeric[]
     # A bulk load into this test's own database: without WAL, and with the plain indexes
     # built once afterwards (from their definitions as migrated) instead of row by row.
     await db.execute("ALTER TABLE scout.silver_transactions_cleaned SET UNLOGGED")

@@ -41,7 +41,7 @@ def test_periods() -> None:
 
 
 def test_the_change_record_is_described_once() -> None:
-    assert COLUMNS == Change._fields
+    assert Change._fields == COLUMNS
 
 
 def _sale(sign: int, amount: str, when: datetime, shard: int = 3) -> Change:
