@@ -20,10 +20,11 @@ status:
 demo: setup
 	@$(STACK_ENV) && $(VENV)/scout migrate && $(VENV)/scout demo
 
+# mypy's cache lives with the other caches (a fresh clone then re-checks only what changed).
 lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy --strict services bench
+	MYPY_CACHE_DIR=$${SCOUT_CACHE_DIR:-$$HOME/.cache/scout}/mypy $(VENV)/mypy --strict services bench
 
 # Lint, type-check and run every test against the local stack (started if needed).
 test: lint
