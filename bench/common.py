@@ -46,16 +46,24 @@ def generator(seed: int, rate: float, faults: float = FAULTS) -> TrafficGenerato
     )
 
 
-async def load_masters(url: str, gen: TrafficGenerator) -> None:
-    """Put the generator's stores and products in silver before a measurement, so no
-    record waits in quarantine for master data that is merely late in the test set-up."""
-    stores, products = [], []
+def masters(gen: TrafficGenerator) -> tuple[dict[str, StoreRecord], dict[str, ProductRecord]]:
+    """The generator's stores and products, by key (the last record of a key wins)."""
+    stores: dict[str, StoreRecord] = {}
+    products: dict[str, ProductRecord] = {}
     for record in gen.masters():
         parsed = parse_master(record.value)
         if isinstance(parsed, StoreRecord):
-            stores.append(parsed)
+            stores[parsed.store_id] = parsed
         elif isinstance(parsed, ProductRecord):
-            products.append(parsed)
+            products[parsed.sku] = parsed
+    return stores, products
+
+
+async def load_masters(url: str, gen: TrafficGenerator) -> None:
+    """Put the generator's stores and products in silver before a measurement, so no
+    record waits in quarantine for master data that is merely late in the test set-up."""
+    by_id, by_sku = masters(gen)
+    stores, products = list(by_id.values()), list(by_sku.values())
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import generator
+from bench.common import generator, masters
 from services.bronze_writer.transform import KafkaCoordinates, Landing, land
-from services.common.events import ProductRecord, StoreRecord, parse_master, parse_record
+from services.common.events import ProductRecord, StoreRecord, parse_record
 from services.common.events.parse import load_json
 from services.common.events.wire import PosTransactionV1
 from services.common.handoff import decode_landed, encode_landed
@@ -42,14 +42,7 @@ def main() -> None:
     ap.add_argument("--best-of", type=int, default=0)
     args = ap.parse_args()
     gen = generator(7, 5000.0, args.faults)
-    stores: dict[str, StoreRecord] = {}
-    products: dict[str, ProductRecord] = {}
-    for rec in gen.masters():
-        parsed = parse_master(rec.value)
-        if isinstance(parsed, StoreRecord):
-            stores[parsed.store_id] = parsed
-        elif isinstance(parsed, ProductRecord):
-            products[parsed.sku] = parsed
+    stores, products = masters(gen)
     records = gen.live(args.records)
     now = datetime.now(UTC)
     refiner = Refiner(DEV_KEY, DEFAULT_EXPECTATIONS)

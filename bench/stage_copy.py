@@ -21,9 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.common import generator
+from bench.common import generator, masters
 from services.bronze_writer.transform import KafkaCoordinates, Landing, land
-from services.common.events import ProductRecord, StoreRecord, parse_master
 from services.common.handoff import decode_landed, encode_landed
 from services.silver_enricher import repo
 from services.silver_enricher.expectations import DEFAULT_EXPECTATIONS, Context
@@ -33,14 +32,7 @@ from services.silver_enricher.transform import Refiner, SilverTransaction
 
 def refined_part(n: int) -> list[SilverTransaction]:
     gen = generator(7, 5000.0, 0.0)
-    stores: dict[str, StoreRecord] = {}
-    products: dict[str, ProductRecord] = {}
-    for rec in gen.masters():
-        parsed = parse_master(rec.value)
-        if isinstance(parsed, StoreRecord):
-            stores[parsed.store_id] = parsed
-        elif isinstance(parsed, ProductRecord):
-            products[parsed.sku] = parsed
+    stores, products = masters(gen)
     now = datetime.now(UTC)
     landing = Landing()
     for i, record in enumerate(gen.live(2 * n)):
