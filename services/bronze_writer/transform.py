@@ -42,7 +42,7 @@ REJECTED_BY_DATABASE = "rejected_by_database"
 API_BATCH_SCHEMAS = ("api.batch/1",)
 
 
-class KafkaCoordinates(NamedTuple):  # one per record: builds 4x faster than a frozen dataclass
+class KafkaCoordinates(NamedTuple):  # one per record: no setattr per field (frozen dataclass)
     topic: str
     partition: int
     offset: int
@@ -53,7 +53,7 @@ class KafkaCoordinates(NamedTuple):  # one per record: builds 4x faster than a f
         return int(self.timestamp.timestamp() * 1000)
 
 
-class BronzeRow(NamedTuple):  # one per record: builds 4x faster than a frozen dataclass
+class BronzeRow(NamedTuple):  # one per record: no setattr per field (frozen dataclass)
     id: uuid.UUID
     raw_json: str
     source_system: str
