@@ -20,7 +20,7 @@ import pytest
 from services.common.kafka import make_producer, topics_for
 from services.common.settings import Settings
 from tests.integration.test_silver import _snapshot
-from tests.support import ServiceProcess, settings_env, wait_for
+from tests.support import ServiceProcess, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -96,14 +96,13 @@ async def _silver_filled(db: asyncpg.Connection) -> None:
 async def landed_old_month(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> dict[str, Any]:
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver")]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     try:
         await _publish_old_month(settings)
         await _silver_filled(db)
         await asyncio.sleep(0.5)
     finally:
-        for service in services:
-            assert service.stop() == 0, service.log_tail()
+        stop_all(services)
     count, digest = await _bronze_month(db)
     assert count == N
     return {"count": count, "digest": digest, "silver": await _snapshot(db)}

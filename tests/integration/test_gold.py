@@ -26,7 +26,7 @@ from services.gold_aggregator.day_tables import DayTables
 from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
 from services.gold_aggregator.periods import DAY, start_of
 from tests.integration.test_silver import simulate, until_silver_settles
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import ServiceProcess, publish, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +39,11 @@ def q(value: Decimal | float | int | None, places: Decimal = Q4) -> Decimal | No
 
 @pytest.fixture
 async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
-    names = ("bronze", "silver", "gold")
-    services = [ServiceProcess(name, settings, tmp_path).start() for name in names]
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
     yield services
-    for service in services:
-        assert service.stop() == 0, service.log_tail()
+    stop_all(services)
 
 
 async def until_gold_settles(db: asyncpg.Connection, timeout: float = 60) -> None:
@@ -505,7 +505,7 @@ async def test_gold_killed_mid_stream_loses_and_doubles_nothing(
     in-memory state and any flush in flight are gone; the changes wait in silver's capture
     table, and a new worker rebuilds the groups it touches from silver."""
     names = ("bronze", "silver", "gold")
-    services = [ServiceProcess(name, settings, tmp_path).start() for name in names]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in names)
     try:
         traffic = asyncio.ensure_future(asyncio.to_thread(
             simulate, settings, tmp_path, "--rate", "2000", "--duration", "8",
@@ -528,5 +528,4 @@ async def test_gold_killed_mid_stream_loses_and_doubles_nothing(
         await assert_gold_equals_independent_recomputation(db)
         assert services[2].metric("scout_gold_groups_loaded_total") > 0
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)

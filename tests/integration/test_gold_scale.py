@@ -33,7 +33,15 @@ from tests.integration.test_gold import (
     until_gold_settles,
 )
 from tests.integration.test_silver import simulate, until_silver_settles
-from tests.support import ServiceProcess, gold_verified, publish, settings_env, wait_for
+from tests.support import (
+    ServiceProcess,
+    gold_verified,
+    publish,
+    settings_env,
+    start_all,
+    stop_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -98,8 +106,7 @@ async def test_three_gold_workers_one_killed_mid_stream(
         assert all(g.metric("scout_records_written_total", layer="gold") > 0 for g in golds)
         assert all(g.metric("scout_gold_groups_loaded_total") > 0 for g in golds)
     finally:
-        for service in (bronze, *silvers, *golds):
-            service.stop()
+        stop_all((bronze, *silvers, *golds), check=False)
 
 
 async def _take_over(golds: list[ServiceProcess]) -> bool:
@@ -133,8 +140,7 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
     topics = topics_for(settings)
     services = [ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold", "gold")]
     try:
-        for service in services:
-            service.start()
+        start_all(services)
         stores = [_store(s) for s in ("S1", "S2", "S3")]
         await publish(settings, [(topics.master_stores, k, v) for _, k, v in stores])
         await wait_for(
@@ -217,8 +223,7 @@ async def test_weekly_and_monthly_rollups_exact_across_boundaries(
         await _all_recomputations(db)
         gold_verified(settings)
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)
 
 
 async def test_rolling_windows_count_a_corrected_transaction_once(
@@ -228,8 +233,7 @@ async def test_rolling_windows_count_a_corrected_transaction_once(
     services = [ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")]
     gold = services[-1]
     try:
-        for service in services:
-            service.start()
+        start_all(services)
         await publish(settings, [(topics.master_stores, b"S9", _store("S9")[2])])
         await wait_for(
             lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"), timeout=60
@@ -251,5 +255,4 @@ async def test_rolling_windows_count_a_corrected_transaction_once(
         assert body["stores"]["S9"] == {"transactions": 2, "revenue": "47.00"}
         assert len(body["shards"]) == SHARDS
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)

@@ -37,7 +37,15 @@ from services.common.settings import Settings
 from services.devstack import kafka
 from services.silver_enricher.app import _master_id
 from tests.fuzz import SKUS, STORES, payloads
-from tests.support import ServiceProcess, free_port, publish, settings_env, wait_for
+from tests.support import (
+    ServiceProcess,
+    free_port,
+    publish,
+    settings_env,
+    start_all,
+    stop_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +83,11 @@ def _valid(settings: Settings, n: int, tag: str) -> list[tuple[str, bytes, bytes
 
 @pytest.fixture
 async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
-    services = await asyncio.gather(*(
-        asyncio.to_thread(ServiceProcess(name, settings, tmp_path).start)
-        for name in ("bronze", "silver", "gold")
-    ))  # fmt: skip
-    yield list(services)
-    for service in services:
-        assert service.stop() == 0, service.log_tail()
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
+    yield services
+    stop_all(services)
 
 
 def assert_never_stopped(services: Sequence[ServiceProcess]) -> None:
@@ -194,8 +200,7 @@ async def test_fuzzed_contract_never_stops_a_worker_and_keeps_every_record(
         assert len(fuzzed) >= FUZZ_EXAMPLES
         assert len(reasons) >= 12, reasons
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)
 
 
 async def _outcomes(db: asyncpg.Connection) -> tuple[Any, ...]:
@@ -458,16 +463,15 @@ async def test_reset_to_the_beginning_after_a_refused_row_catches_up_without_dou
     topics = topics_for(settings)
     batch = _valid(settings, 300, "RE")
     batch.insert(150, (topics.pos, b"S-F1", json.dumps(_sale("REFUSE-B", "S-F1")).encode()))
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver")]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     await publish(settings, _masters(settings) + batch)
     await until_settled(db, len(batch), gold=False)
     counts = await _counts(db)
-    for service in services:
-        assert service.stop() == 0, service.log_tail()
+    stop_all(services)
     group = settings.topic_prefix.replace(".", "-").strip("-")
     await _reset_group(settings, f"{group}-bronze", topics.sources)
     await _reset_group(settings, f"{group}-silver", (topics.bronze_landed, *topics.compacted))
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver")]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     try:
         # Caught up: bronze re-read every record (its consumed count), silver again merged.
         consumed = "scout_records_consumed_total"
@@ -477,8 +481,7 @@ async def test_reset_to_the_beginning_after_a_refused_row_catches_up_without_dou
         assert await _counts(db) == counts
         assert_never_stopped(services)
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)
 
 
 async def _counts(db: asyncpg.Connection) -> tuple[int, ...]:
@@ -494,8 +497,8 @@ async def test_two_silver_workers_and_a_replay_merge_corrections_without_a_crash
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     topics = topics_for(settings)
-    services = [ServiceProcess(n, settings, tmp_path).start()
-                for n in ("bronze", "silver", "silver", "gold")]  # fmt: skip
+    services = start_all(ServiceProcess(n, settings, tmp_path)
+                for n in ("bronze", "silver", "silver", "gold"))  # fmt: skip
     try:
         await publish(settings, _masters(settings))
         rng = random.Random(5)
@@ -526,8 +529,7 @@ async def test_two_silver_workers_and_a_replay_merge_corrections_without_a_crash
         verify = gold_verify(settings)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)
 
 
 @pytest.fixture
@@ -591,5 +593,4 @@ async def test_a_broker_killed_and_restarted_is_ridden_out_by_every_worker(
         verify = gold_verify(settings)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)

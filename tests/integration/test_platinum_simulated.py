@@ -21,7 +21,7 @@ from services.common.db import create_pool
 from services.common.settings import Settings
 from services.platinum_builder import jobs, scheduler
 from services.platinum_builder.config import PlatinumSettings
-from tests.support import ServiceProcess, settings_env, wait_for
+from tests.support import ServiceProcess, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 DAYS = 91
@@ -31,7 +31,9 @@ DAYS = 91
 async def test_platinum_on_simulated_history(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver", "gold")]
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
     try:
         manifest_path = tmp_path / "manifest.json"
         args = ["simulate", "--days", str(DAYS), "--stores", "10", "--seed", "1", "--rate", "1000",
@@ -52,8 +54,7 @@ async def test_platinum_on_simulated_history(
 
         await wait_for(settled, timeout=300, interval=2)
     finally:
-        for service in services:
-            assert service.stop() == 0, service.log_tail()
+        stop_all(services)
 
     as_of = (datetime.now(UTC) - timedelta(days=1)).date()
     pool = await create_pool(settings, "platinum")

@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from services.common.settings import Settings
-from tests.support import ServiceProcess, free_port, settings_env, wait_for
+from tests.support import ServiceProcess, free_port, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,7 @@ async def test_every_panel_query_returns_data(
     binary, prom_port = prometheus
     fast = {"SCOUT_GOLD_VERIFY_INTERVAL_S": "3", "SCOUT_PLATINUM_TICK_S": "3"}
     services = [ServiceProcess(name, settings, tmp_path, **fast) for name in LAYERS]
-    for service in services[:3]:
-        service.start()
+    start_all(services[:3])
     config = tmp_path / "prometheus.yml"
     targets = [f"127.0.0.1:{s.port}" for s in services]
     config.write_text(
@@ -141,5 +140,4 @@ async def test_every_panel_query_returns_data(
     finally:
         prom.terminate()
         prom.wait(timeout=30)
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)

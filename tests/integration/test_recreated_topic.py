@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.common.kafka import client_security, create_topics, topics_for
 from services.common.settings import Settings
 from tests.integration.test_never_stop import _masters, _sale, assert_never_stopped
-from tests.support import ServiceProcess, publish, wait_for
+from tests.support import ServiceProcess, publish, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,5 +118,4 @@ async def test_a_deleted_and_recreated_raw_topic_loses_nothing_and_doubles_nothi
         assert versions == 1
         assert_never_stopped(services)
     finally:
-        for service in services:
-            service.stop()
+        stop_all(services, check=False)

@@ -30,7 +30,15 @@ from services.devstack import registry as devstack_registry
 from tests.conftest import Stack
 from tests.integration.test_gold import until_gold_settles
 from tests.integration.test_silver import simulate, until_silver_settles
-from tests.support import ServiceProcess, free_port, publish, settings_env, wait_for
+from tests.support import (
+    ServiceProcess,
+    free_port,
+    publish,
+    settings_env,
+    start_all,
+    stop_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +118,9 @@ async def _snapshot(db: asyncpg.Connection) -> dict[str, Counter[tuple[Any, ...]
 
 
 async def _run_chain(settings: Settings, tmp_path: Path, fmt: str) -> dict[str, Any]:
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver", "gold")]
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
     try:
         manifest = simulate(settings, tmp_path, *SIM, "--format", fmt)
         db = await asyncpg.connect(settings.database_url.get_secret_value())
@@ -127,8 +137,7 @@ async def _run_chain(settings: Settings, tmp_path: Path, fmt: str) -> dict[str, 
         finally:
             await db.close()
     finally:
-        for service in services:
-            assert service.stop() == 0, service.log_tail()
+        stop_all(services)
     return {"manifest": manifest, "snapshot": snapshot, "frames": frames,
             "errors": Counter(r["reason"] for r in errors)}  # fmt: skip
 
@@ -271,7 +280,7 @@ async def test_registry_outage_delays_bronze_but_loses_nothing(
     before = await _register(url, items)
     pos_avro = before[registry.subject(topics.pos, "pos.transaction/2", registry.AVRO)]
     assert pos_avro is not None
-    services = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver")]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     try:
         await _master(settings)
         # The registry goes away before bronze has looked any schema up.
@@ -313,8 +322,7 @@ async def test_registry_outage_delays_bronze_but_loses_nothing(
 
         await wait_for(all_in_silver, timeout=120, context=context)
     finally:
-        for service in services:
-            assert service.stop() == 0, service.log_tail()
+        stop_all(services)
     assert await db.fetchval("SELECT count(*) FROM scout.bronze_error_log") == 0
     assert await db.fetchval("SELECT count(*) FROM scout.silver_quarantine") == 0
     framed_rows = await db.fetchval(

@@ -17,7 +17,7 @@ import pytest
 
 from services.common.kafka import topics_for
 from services.common.settings import Settings
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import ServiceProcess, publish, settings_env, start_all, stop_all, wait_for
 from tests.unit.test_pii import CORPUS
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def services(settings: Settings, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
-    started = [ServiceProcess(n, settings, tmp_path).start() for n in ("bronze", "silver", "gold")]
+    started = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold"))
     yield started
-    for service in started:
-        assert service.stop() == 0, service.log_tail()
+    stop_all(started)
 
 
 def _secret(i: int) -> str:

@@ -18,7 +18,7 @@ import pytest
 
 from services.common.kafka import topics_for
 from services.common.settings import Settings
-from tests.support import ServiceProcess, publish, settings_env, wait_for
+from tests.support import ServiceProcess, publish, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def chain(settings: Settings, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
     """Bronze and silver running against this test's topics and database."""
-    services = [ServiceProcess(name, settings, tmp_path).start() for name in ("bronze", "silver")]
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     yield services
-    for service in services:
-        assert service.stop() == 0, service.log_tail()
+    stop_all(services)
 
 
 def simulate(settings: Settings, tmp_path: Path, *args: str) -> dict[str, Any]:
