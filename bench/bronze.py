@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,14 +237,19 @@ def free_port() -> int:
 
 
 def start(
-    s: Scenario, module_args: list[str], log: Path, tree: Path | None = None
+    s: Scenario,
+    module_args: list[str],
+    log: Path,
+    tree: Path | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``python -m module_args`` on the scenario; of another source ``tree``'s services if
-    given (bench/chain.py's base variant)."""
+    given (bench/chain.py's base variant), with the settings ``extra`` on top."""
     port = free_port()
+    env = service_env(s, port, tree) | dict(extra or {})
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *module_args], env=service_env(s, port, tree), cwd=tree,
+            [sys.executable, "-m", *module_args], env=env, cwd=tree,
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     return proc, port

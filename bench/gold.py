@@ -355,7 +355,9 @@ async def seed_mv(url: str) -> SeedMV:
     return SeedMV(rows, groups, create_s, median(plain), median(concurrent), int(mismatches))
 
 
-async def start_pipeline(s: Scenario, seed: int, logs: Path, silver_module: str) -> Pipeline:
+async def start_pipeline(
+    s: Scenario, seed: int, logs: Path, silver_module: str, extra: dict[str, str]
+) -> Pipeline:
     gen = generator(seed, rate=1000.0)
     await load_masters(s.url, gen)
     procs, ports = [], {}
@@ -363,7 +365,7 @@ async def start_pipeline(s: Scenario, seed: int, logs: Path, silver_module: str)
         module = ["services.cli", "run", service]
         if service == "silver" and silver_module:
             module = [silver_module]
-        proc, port = start(s, module, logs / f"{service}.log")
+        proc, port = start(s, module, logs / f"{service}.log", extra=extra)
         procs.append(proc)
         ports[service] = port
     for proc, port in zip(procs, ports.values(), strict=True):
@@ -398,7 +400,7 @@ async def one_run(
     before = load1()
     steps: list[Step] = []
     async with scenario(base, "gold", work) as s:
-        p = await start_pipeline(s, seed, work, args.silver_module)
+        p = await start_pipeline(s, seed, work, args.silver_module, dict(args.service_env))
         try:
             await asyncio.sleep(3)  # master data through silver
             for i, rate in enumerate(args.rates):
@@ -546,6 +548,14 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=60.0)
     parser.add_argument("--silver-module", default="", help="run this module instead of silver")
     parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        type=lambda t: tuple(t.split("=", 1)),
+        metavar="SCOUT_NAME=VALUE",
+        help="a setting of the three services (repeatable), e.g. SCOUT_GOLD_FLUSH_DUTY_CYCLE=1",
+    )
     parser.add_argument(
         "--live-generate",
         action="store_true",

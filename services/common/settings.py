@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # How long a gold group whose changes could not be written (gold_dead_letters) waits
     # before gold tries it again (also on start, and at once after `scout gold retry`).
     gold_dead_letter_retry_s: float = Field(default=600.0, gt=0)
+    # The share of the time a gold worker may spend flushing: after a flush it pauses until
+    # flushing took at most this share (0.5: as long as the flush took). Beside silver on the
+    # same cores the pause leaves silver the CPU in a backlog; where gold has cores of its
+    # own it is only latency, and 1 flushes again at the next tick (deploy/README.md).
+    gold_flush_duty_cycle: float = Field(default=0.5, gt=0, le=1)
     # A folder of secret files named after the settings (scout_database_url_bronze, …), e.g.
     # docker compose's /run/secrets; read by load_settings, environment variables win.
     secrets_dir: Path | None = None

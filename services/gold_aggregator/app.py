@@ -56,7 +56,6 @@ from services.gold_aggregator.state import InconsistentState
 log = logging.getLogger(__name__)
 LAYER = "gold"
 FLUSH_S = 0.5
-FLUSH_DUTY_CYCLE = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
 # Shards per flush transaction: as many as keep a transaction near CHANGES_PER_FLUSH
 # changes. A backlog is then many short flushes, between which the worker's loop runs (a
@@ -117,10 +116,9 @@ class GoldAggregator:
                 if taken.days < CLAIM_DAYS:
                     break
             i += step
-        # A flush may take at most FLUSH_DUTY_CYCLE of the time (a long backlog must not
-        # starve silver and bronze of the CPU).
         spent = time.perf_counter() - started
-        self._not_before = time.monotonic() + spent * (1 / FLUSH_DUTY_CYCLE - 1)
+        pause = pause_after(spent, self.ctx.settings.gold_flush_duty_cycle)
+        self._not_before = time.monotonic() + pause
         return total
 
     def _flush_failed(self, exc: BaseException) -> None:
@@ -262,6 +260,13 @@ class GoldAggregator:
         GOLD_WAITING_CHANGES.set(waiting)
         GOLD_DEAD_LETTERS.set(dead)
         return result
+
+
+def pause_after(spent: float, duty_cycle: float) -> float:
+    """How long to wait after a flush that took ``spent`` seconds, so that flushing takes at
+    most ``duty_cycle`` of the time: a long backlog must not starve silver and bronze of
+    the CPU they share with gold (``SCOUT_GOLD_FLUSH_DUTY_CYCLE``; 1: no pause)."""
+    return spent * (1 / duty_cycle - 1)
 
 
 def next_shards_per_flush(shards: int, claimed: int) -> int:

@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
-from services.gold_aggregator.app import CHANGES_PER_FLUSH, next_shards_per_flush
+from services.common.settings import Settings
+from services.gold_aggregator.app import CHANGES_PER_FLUSH, next_shards_per_flush, pause_after
 from services.gold_aggregator.changes import COLUMNS, TRANSACTION, Change
 from services.gold_aggregator.periods import DAY, MONTH, WEEK, end_of, start_of
 from services.gold_aggregator.rolling import RollingWindows
@@ -80,3 +82,15 @@ def test_shards_per_flush_follow_the_changes_taken() -> None:
         step = next_shards_per_flush(step, 10 * CHANGES_PER_FLUSH)
     assert step == 1
     assert next_shards_per_flush(1, CHANGES_PER_FLUSH // 2) == 1
+
+
+def test_the_pause_after_a_flush_keeps_flushing_to_its_share_of_the_time() -> None:
+    """0.5 (the default): as long as the flush took; 1: none; a setting out of (0, 1] is
+    refused when the settings load."""
+    assert pause_after(0.8, 0.5) == pytest.approx(0.8)
+    assert pause_after(0.8, 0.25) == pytest.approx(2.4)
+    assert pause_after(0.8, 1.0) == 0
+    assert Settings().gold_flush_duty_cycle == 0.5
+    for refused in (0.0, 1.5):
+        with pytest.raises(ValidationError):
+            Settings(gold_flush_duty_cycle=refused)
