@@ -65,8 +65,7 @@ async def test_three_gold_workers_one_killed_mid_stream(
     silvers = [ServiceProcess("silver", settings, tmp_path) for _ in range(2)]
     golds = [ServiceProcess("gold", settings, tmp_path) for _ in range(3)]
     try:
-        for service in (bronze, *silvers, *golds):
-            service.start(ready_timeout=90)
+        start_all((bronze, *silvers, *golds), ready_timeout=90)
 
         # The group has settled: every shard has exactly one owner, each worker some.
         async def shared() -> bool:
