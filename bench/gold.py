@@ -520,6 +520,13 @@ def report(
     return "\n".join(lines)
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.startswith("SCOUT_"):
+        raise argparse.ArgumentTypeError(f"expected SCOUT_NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -552,7 +559,7 @@ def main() -> None:
         "--service-env",
         action="append",
         default=[],
-        type=lambda t: tuple(t.split("=", 1)),
+        type=_setting,
         metavar="SCOUT_NAME=VALUE",
         help="a setting of the three services (repeatable), e.g. SCOUT_GOLD_FLUSH_DUTY_CYCLE=1",
     )

@@ -3,8 +3,8 @@
 The rows are the simulator's POS records refined by this tree (``stage_copy.refined_part``),
 in parts of ``--part`` transactions, each part COPYed into the stages and merged exactly as
 ``repo.write`` does it (``MERGE_TRANSACTIONS``, then ``INSERT_ITEMS``), one transaction per
-part. Each variant runs in a fresh database migrated by ``scout migrate``'s code, with one
-thing taken away:
+part. Each variant runs in a fresh migrated database (``bench.bronze.scenario``), with one thing
+taken away:
 
 - ``deployed``: the schema as migrated;
 - ``no optional silver indexes``: without ``silver_tx_day_idx`` and ``silver_tx_amount_idx``
@@ -14,8 +14,9 @@ thing taken away:
 
 The figure is the backend's CPU (/proc, same machine) per transaction of one statement,
 over the parts after the first ``--warm`` of each; variants interleaved, ``--rounds``
-rounds, medians of the rounds. Not a test; needs the dev stack's PostgreSQL
-(``SCOUT_DATABASE_URL``, a role that may create databases); its databases are dropped.
+rounds, medians of the rounds. Not a test; needs the dev stack (``SCOUT_DATABASE_URL``, a
+role that may create databases; the scenario's topics are made and deleted, unused); its
+databases are dropped.
 
     PYTHONPATH=. .venv/bin/python -m bench.silver_merge [--part 2500 --parts 10 --rounds 3]
 """
@@ -24,15 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import uuid
-from urllib.parse import urlsplit, urlunsplit
+import tempfile
+from pathlib import Path
 
 import asyncpg
 
+from bench.bronze import scenario
 from bench.stage_copy import backend_cpu, refined_part
-from services.common.migrations import migrate
+from services.common.settings import load_settings
 from services.silver_enricher import repo
 from services.silver_enricher.transform import SilverTransaction
 
@@ -52,23 +53,14 @@ VARIANTS = {
 }
 
 
-def _url(database: str) -> str:
-    parts = urlsplit(os.environ["SCOUT_DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
 async def run_variant(
-    change: str, parts: list[list[SilverTransaction]], warm: int
+    change: str, parts: list[list[SilverTransaction]], warm: int, state_dir: Path
 ) -> tuple[float, float]:
     """(merge, items) backend CPU µs per transaction over the parts after the first
     ``warm`` (summed: /proc counts in clock ticks, too coarse for one part)."""
-    name = f"scout_bench_merge_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_url("postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        conn = await asyncpg.connect(_url(name))
+    async with scenario(load_settings(), "merge", state_dir) as s:
+        conn = await asyncpg.connect(s.url)
         try:
-            await migrate(conn)
             if change:
                 await conn.execute(change)
             pid = await conn.fetchval("SELECT pg_backend_pid()")
@@ -94,9 +86,6 @@ async def run_variant(
                     items += after - between
         finally:
             await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     counted = sum(len(txs) for txs in parts[warm:])
     return merge / counted * 1e6, items / counted * 1e6
 
@@ -114,7 +103,8 @@ async def main() -> None:
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
     for round_no in range(1, args.rounds + 1):
         for variant, change in VARIANTS.items():
-            merge, items = await run_variant(change, parts, args.warm)
+            with tempfile.TemporaryDirectory(prefix="scout-bench-") as tmp:
+                merge, items = await run_variant(change, parts, args.warm, Path(tmp))
             results[variant].append((merge, items))
             print(f"round {round_no}: {variant}: merge {merge:.1f}, items {items:.1f} "
                   "µs per transaction", flush=True)  # fmt: skip

@@ -139,10 +139,9 @@ async def test_fuzzed_contract_never_stops_a_worker_and_keeps_every_record(
     generated = asyncio.get_running_loop().run_in_executor(
         pool, payloads, topics, FUZZ_EXAMPLES, FUZZ_SEED
     )
-    services = await asyncio.gather(*(
-        asyncio.to_thread(ServiceProcess(name, settings, tmp_path).start)
-        for name in ("bronze", "silver", "gold")
-    ))  # fmt: skip
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
     try:
         masters = _masters(settings)
         await publish(settings, masters)
@@ -571,10 +570,9 @@ async def test_a_broker_killed_and_restarted_is_ridden_out_by_every_worker(
 ) -> None:
     stack, settings = private_kafka
     await create_topics(settings)
-    services = await asyncio.gather(*(
-        asyncio.to_thread(ServiceProcess(name, settings, tmp_path).start)
-        for name in ("bronze", "silver", "gold")
-    ))  # fmt: skip
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver", "gold")
+    )
     pids = [s.proc.pid for s in services if s.proc is not None]
     try:
         await publish(settings, _masters(settings) + _valid(settings, 500, "BEFORE"))

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.common.kafka import client_security, create_topics, topics_for
 from services.common.settings import Settings
 from tests.integration.test_never_stop import _masters, _sale, assert_never_stopped
-from tests.support import ServiceProcess, publish, stop_all, wait_for
+from tests.support import ServiceProcess, publish, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,7 @@ def _sales(settings: Settings, tag: str, n: int) -> list[tuple[str, bytes, bytes
 async def test_a_deleted_and_recreated_raw_topic_loses_nothing_and_doubles_nothing(
     settings: Settings, db: asyncpg.Connection, tmp_path: Any, bronze_meanwhile: str
 ) -> None:
-    services = await asyncio.gather(*(
-        asyncio.to_thread(ServiceProcess(name, settings, tmp_path).start)
-        for name in ("bronze", "silver")
-    ))  # fmt: skip
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
     seen: dict[str, Any] = {}
 
     def until(bronze: int, silver: int) -> Any:
