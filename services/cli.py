@@ -19,26 +19,33 @@ from services.common.errors import ScoutError
 from services.common.logging import configure_logging
 from services.common.settings import load_settings
 
-# Modules that add subcommands, in the order they appear in `scout --help`.
-COMMAND_MODULES = (
-    "services.devstack.commands",
-    "services.common.commands",
-    "services.common.schema_commands",
-    "services.runner",
-    "services.simulator.commands",
-    "services.bronze_writer.commands",
-    "services.silver_enricher.commands",
-    "services.silver_enricher.rekey",
-    "services.gold_aggregator.commands",
-    "services.platinum_builder.commands",
-    "services.quality",
-    "services.demo",
-)
+# The subcommands and the module that adds each (``register(subparsers)``), in the order
+# they appear in `scout --help`. A command imports only its own module: `scout run silver`
+# does not load the stack manager, the archive's Parquet writer or the platinum jobs (about
+# half a worker's start-up CPU; tests/unit/test_cli.py holds this table to the modules).
+COMMANDS = {
+    "dev": "services.devstack.commands",
+    "migrate": "services.common.commands",
+    "schemas": "services.common.schema_commands",
+    "run": "services.runner",
+    "simulate": "services.simulator.commands",
+    "bronze": "services.bronze_writer.commands",
+    "replay": "services.silver_enricher.commands",
+    "quarantine": "services.silver_enricher.commands",
+    "rekey": "services.silver_enricher.rekey",
+    "gold": "services.gold_aggregator.commands",
+    "platinum": "services.platinum_builder.commands",
+    "privacy": "services.platinum_builder.commands",
+    "quality": "services.quality",
+    "demo": "services.demo",
+}
 
 log = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only its command's module when ``argv`` names a command,
+    every module otherwise (``scout --help``, a typo, or no ``argv``)."""
     parser = argparse.ArgumentParser(
         prog="scout",
         description=(
@@ -48,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    command = _command_in(argv) if argv is not None else None
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -59,8 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` that is not the global option or its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
