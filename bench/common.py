@@ -217,5 +217,12 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process on this machine, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load1() -> float:
     return os.getloadavg()[0]

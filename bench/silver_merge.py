@@ -32,7 +32,8 @@ from pathlib import Path
 import asyncpg
 
 from bench.bronze import scenario
-from bench.stage_copy import backend_cpu, refined_part
+from bench.common import process_cpu
+from bench.stage_copy import refined_part
 from services.common.settings import load_settings
 from services.silver_enricher import repo
 from services.silver_enricher.transform import SilverTransaction
@@ -76,11 +77,11 @@ async def run_variant(
                         records=[i for t in txs for i in t.items],
                         columns=repo.ITEM_COLUMNS,
                     )
-                    before = backend_cpu(pid)
+                    before = process_cpu(pid)
                     merged = await conn.fetch(repo.MERGE_TRANSACTIONS)
-                    between = backend_cpu(pid)
+                    between = process_cpu(pid)
                     await conn.execute(repo.INSERT_ITEMS, [r["transaction_id"] for r in merged])
-                    after = backend_cpu(pid)
+                    after = process_cpu(pid)
                 if n >= warm:
                     merge += between - before
                     items += after - between

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.common import generator, masters
+from bench.common import generator, masters, process_cpu
 from services.bronze_writer.transform import KafkaCoordinates, Landing, land
 from services.common.handoff import decode_landed, encode_landed
 from services.silver_enricher import repo
@@ -45,13 +45,6 @@ def refined_part(n: int) -> list[SilverTransaction]:
     return sorted(refined.transactions.values(), key=lambda t: t.transaction_id)[:n]
 
 
-def backend_cpu(pid: int) -> float:
-    """CPU seconds of a PostgreSQL backend on this machine (/proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measure(txs: list[SilverTransaction], repeat: int, rounds: int) -> tuple[float, float]:
     tx_rows = [t.row for t in txs]
     item_rows = [i for t in txs for i in t.items]
@@ -64,7 +57,7 @@ async def measure(txs: list[SilverTransaction], repeat: int, rounds: int) -> tup
             for _ in range(repeat):
                 async with conn.transaction():  # the stages empty at commit, as in silver
                     await conn.execute(repo.CREATE_STAGES)
-                    c0, b0 = time.process_time(), backend_cpu(pid)
+                    c0, b0 = time.process_time(), process_cpu(pid)
                     await conn.copy_records_to_table(
                         repo.TX_STAGE, records=tx_rows, columns=repo.TX_COLUMNS
                     )
@@ -72,7 +65,7 @@ async def measure(txs: list[SilverTransaction], repeat: int, rounds: int) -> tup
                         repo.ITEM_STAGE, records=item_rows, columns=repo.ITEM_COLUMNS
                     )
                     client += time.process_time() - c0
-                    backend += backend_cpu(pid) - b0
+                    backend += process_cpu(pid) - b0
             best_client, best_backend = min(best_client, client), min(best_backend, backend)
         n = repeat * len(txs)
         return best_client / n * 1e6, best_backend / n * 1e6

@@ -21,15 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.bronze import free_port
-from bench.common import load1, median
+from bench.common import load1, median, process_cpu
 
 SERVICES = ("bronze", "silver", "gold")
-
-
-def process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_once(tree: Path, service: str, timeout: float = 60.0) -> tuple[float, float]:

@@ -198,9 +198,9 @@ def make_app(
         "stream_buffer_maxsize": 16_384,
         "producer_linger_ms": 5,
         "producer_max_request_size": 8 * 1024 * 1024,
-        # The internal topics (bronze-landed, gold-shards): aiokafka's lz4 is level 9, 5.0 µs
-        # per hand-off record to compress against 0.9 µs for zstd at its default level 3,
-        # which also packs them 8.0x against 5.6x (bench/results/chain.md, seventh session).
+        # The internal topics (bronze-landed, gold-shards): aiokafka's lz4 is level 9, 4.9 µs
+        # per hand-off record to compress against 1.0 µs for zstd at its default level 3,
+        # which also packs them 7.9x against 5.6x (`python -m bench.handoff_codec`).
         "producer_compression_type": "zstd",
         "web_enabled": True,
         "web_bind": settings.web_host,
