@@ -51,6 +51,18 @@ def noise() -> tuple[list[float], list[float]]:
     return draw_noise()
 
 
+def test_scales_follow_sensitivity_and_epsilon() -> None:
+    assert BOUNDS.count_source == BOUNDS.spend_source == "declared"
+    assert PARAMS.epsilon_bounds == 0  # declared bounds cost nothing
+    assert PARAMS.epsilon_count == pytest.approx(0.45)
+    assert PARAMS.epsilon_sum == pytest.approx(0.55)
+    assert privacy.count_scale(PARAMS, BOUNDS) == pytest.approx(5 / 0.45)  # L0·c / ε_count
+    assert privacy.sum_scale(PARAMS, BOUNDS) == pytest.approx(2000 / 0.55)  # L0·S / ε_sum
+    auto = privacy.PrivacyParams(epsilon=0.5)
+    assert auto.epsilon_bounds + auto.epsilon_count + auto.epsilon_sum == pytest.approx(0.5)
+    assert auto.epsilon_bounds == pytest.approx(0.05)
+
+
 def fits(samples: list[float], cdf: object, redraw: Callable[[], list[float]]) -> bool:
     """KS at p > 0.001, on the samples or, if they fail, on one fresh draw. OpenDP's noise
     comes from its own secure generator and cannot be seeded, so the right distribution
