@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,19 @@ def running_pid(settings: Settings) -> int | None:
     return pid if is_alive(pid) else None
 
 
+def new_cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, as Kafka's own tool makes one.
+
+    One id in 64 would begin with "-", which the storage tool's argument parser reads as an
+    option ("--cluster-id: expected one argument"); Kafka's Uuid.randomUuid redraws such ids,
+    and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def up(settings: Settings) -> tuple[int, bool]:
     """Start the broker if needed; returns (pid, started_now)."""
     p = paths(settings)
@@ -262,7 +276,7 @@ def up(settings: Settings) -> tuple[int, bool]:
     p.home.mkdir(parents=True, exist_ok=True)
     _write_config(settings, p)
     if not (p.data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(
             _java_command(
                 settings,
