@@ -68,6 +68,7 @@ from bench.common import (
     scrape_histogram,
     topic_names,
 )
+from bench.cpu_share import TICKS, Sample, sample
 from services.common.kafka import make_producer, topics_for
 from services.common.settings import Settings, load_settings
 from services.simulator import records as r
@@ -79,6 +80,7 @@ GOLD_COUNT = "SELECT coalesce(sum(transaction_count), 0) FROM scout.gold_busines
 SEED_MV = Path(__file__).with_name("seed_mv.sql")
 MV = "scout.bench_seed_business_metrics"
 PREGENERATED_CHUNK = 50  # records per pre-generated piece: the pacing grain
+CPU_STAGES = ("bronze", "pg<-bronze", "silver", "pg<-silver", "gold", "pg<-gold")
 LAG_FLOOR = {"bronze": 0.5, "silver": 5.0, "gold": 20.0}  # bronze: x rate (records)
 
 
@@ -102,6 +104,9 @@ class Step:
     max_lag: dict[str, int]
     lag_growing: list[str]
     sustained: bool
+    # CPU µs per published record over the step and its drain: each service's process and
+    # the PostgreSQL backends serving it (``pg<-silver``), as bench.chain attributes them
+    cpu_us: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,16 @@ class Pipeline:
     gen: TrafficGenerator
     lags: dict[str, Lag]
     valid: int = 0  # valid transactions published so far (all steps)
+
+
+def cpu_per_record(before: Sample, after: Sample, records: int) -> dict[str, float]:
+    """CPU µs per record of each stage between two samples (a backend first seen in
+    ``after`` opened during the interval: all of its ticks count)."""
+    out = dict.fromkeys(CPU_STAGES, 0.0)
+    for key, (stage, _, ticks) in after.items():
+        used = ticks - before[key][2] if key in before else ticks
+        out[stage] = out.get(stage, 0.0) + used / TICKS * 1e6 / max(records, 1)
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -273,6 +288,8 @@ async def run_step(
     p: Pipeline, rate: float, seconds: float, drain_timeout: float, *, pregenerate: bool
 ) -> Step:
     before = histograms(p)
+    pids = {proc.pid: service for proc, service in zip(p.procs, p.ports, strict=True)}
+    cpu_before = sample(pids)
     polls: list[tuple[float, int]] = []
     lags: list[tuple[float, dict[str, int]]] = []
     done = asyncio.Event()
@@ -290,6 +307,7 @@ async def run_step(
     await asyncio.sleep(1.5)  # let gold's last flush metrics and a last lag sample land
     done.set()
     await asyncio.gather(*pollers)
+    cpu = cpu_per_record(cpu_before, sample(pids), sent)
     after = histograms(p)
     fresh = curve_freshness(marks, polls)
     values = [f for _, f in fresh]
@@ -321,7 +339,7 @@ async def run_step(
         quantile(0.5, gold), quantile(0.99, gold),
         quantile(0.99, delta(after["silver"], before["silver"])),
         quantile(0.99, delta(after["bronze"], before["bronze"])),
-        quantile(0.5, flush), early_p50, late_p50, drain_s, max_lag, growing, sustained,
+        quantile(0.5, flush), early_p50, late_p50, drain_s, max_lag, growing, sustained, cpu,
     )  # fmt: skip
 
 
@@ -491,6 +509,14 @@ def report(
                 f"| {fmt(st.gold_flush_p50, 3)} | {fmt(st.early_p50)}/{fmt(st.late_p50)} "
                 f"| {fmt(st.drain_s, 1)} | {lag} | {'yes' if st.sustained else '**no**'} |"
             )
+    lines += ["", "CPU µs per published record over each step and its drain (`pg<-x`: the "
+              "PostgreSQL backends serving x):", "",
+              "| run | rate/s | " + " | ".join(CPU_STAGES) + " | total |",
+              "|---|---|" + "---|" * (len(CPU_STAGES) + 1)]  # fmt: skip
+    for i, (steps, _, _load) in enumerate(runs, 1):
+        for st in steps:
+            cells = " | ".join(f"{st.cpu_us.get(k, 0.0):.0f}" for k in CPU_STAGES)
+            lines.append(f"| {i} | {st.rate:,.0f} | {cells} | {sum(st.cpu_us.values()):.0f} |")
     lines += ["", "Medians over the runs, per rate:", "",
               "| rate/s | runs | p50 s (curve) | p99 s (curve) | p99 s (metric) | sustained in |",
               "|---|---|---|---|---|---|"]  # fmt: skip

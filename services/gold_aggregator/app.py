@@ -55,7 +55,6 @@ from services.gold_aggregator.state import InconsistentState
 
 log = logging.getLogger(__name__)
 LAYER = "gold"
-FLUSH_S = 0.5
 CLAIM_DAYS = 31  # local days per flush transaction (a backlog drains a month at a time)
 # Shards per flush transaction: as many as keep a transaction near CHANGES_PER_FLUSH
 # changes. A backlog is then many short flushes, between which the worker's loop runs (a
@@ -304,7 +303,7 @@ def build_app(settings: Settings) -> faust.App:
         async for _ in stream:
             pass
 
-    @app.timer(interval=FLUSH_S, name="gold-flush")
+    @app.timer(interval=settings.gold_flush_interval_s, name="gold-flush")
     async def flush() -> None:
         await run_batch(gold.flush, layer=LAYER, what="gold flush")
 
