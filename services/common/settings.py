@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     # before gold tries it again (also on start, and at once after `scout gold retry`).
     gold_dead_letter_retry_s: float = Field(default=600.0, gt=0)
     # How often a gold worker looks for captured silver changes and applies them: most of
-    # what gold adds to publish -> gold visible at a paced rate (half of it on average).
+    # what gold adds to publish -> gold visible at a paced rate (a change waits half of it on
+    # average, then the flush).
     gold_flush_interval_s: float = Field(default=0.1, gt=0)
     # The share of the time a gold worker may spend flushing: after a flush it pauses until
     # flushing took at most this share (0.5: as long as the flush took). Beside silver on the
