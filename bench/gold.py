@@ -68,7 +68,7 @@ from bench.common import (
     scrape_histogram,
     topic_names,
 )
-from bench.cpu_share import TICKS, Sample, sample
+from bench.cpu_share import Cpu
 from services.common.kafka import make_producer, topics_for
 from services.common.settings import Settings, load_settings
 from services.simulator import records as r
@@ -163,16 +163,6 @@ class Pipeline:
     gen: TrafficGenerator
     lags: dict[str, Lag]
     valid: int = 0  # valid transactions published so far (all steps)
-
-
-def cpu_per_record(before: Sample, after: Sample, records: int) -> dict[str, float]:
-    """CPU µs per record of each stage between two samples (a backend first seen in
-    ``after`` opened during the interval: all of its ticks count)."""
-    out = dict.fromkeys(CPU_STAGES, 0.0)
-    for key, (stage, _, ticks) in after.items():
-        used = ticks - before[key][2] if key in before else ticks
-        out[stage] = out.get(stage, 0.0) + used / TICKS * 1e6 / max(records, 1)
-    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -288,8 +278,9 @@ async def run_step(
     p: Pipeline, rate: float, seconds: float, drain_timeout: float, *, pregenerate: bool
 ) -> Step:
     before = histograms(p)
-    pids = {proc.pid: service for proc, service in zip(p.procs, p.ports, strict=True)}
-    cpu_before = sample(pids)
+    cpu = Cpu()  # from here: the step and its drain
+    for proc, service in zip(p.procs, p.ports, strict=True):
+        cpu.ready(proc.pid, service)
     polls: list[tuple[float, int]] = []
     lags: list[tuple[float, dict[str, int]]] = []
     done = asyncio.Event()
@@ -307,7 +298,7 @@ async def run_step(
     await asyncio.sleep(1.5)  # let gold's last flush metrics and a last lag sample land
     done.set()
     await asyncio.gather(*pollers)
-    cpu = cpu_per_record(cpu_before, sample(pids), sent)
+    cpu_us = {stage: us / max(sent, 1) for stage, us in cpu.us().items()}
     after = histograms(p)
     fresh = curve_freshness(marks, polls)
     values = [f for _, f in fresh]
@@ -339,7 +330,7 @@ async def run_step(
         quantile(0.5, gold), quantile(0.99, gold),
         quantile(0.99, delta(after["silver"], before["silver"])),
         quantile(0.99, delta(after["bronze"], before["bronze"])),
-        quantile(0.5, flush), early_p50, late_p50, drain_s, max_lag, growing, sustained, cpu,
+        quantile(0.5, flush), early_p50, late_p50, drain_s, max_lag, growing, sustained, cpu_us,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from services.devstack.kafka import new_cluster_id
 
 
 def test_a_cluster_id_never_begins_with_a_dash() -> None:
-    # 0xF8 encodes as "-" first in URL-safe base64: the draw CI once hit, then a plain one
+    # 0xF8 encodes as "-" first in URL-safe base64 (a draw of the kind CI hit), then a plain one
     draws: Iterator[uuid.UUID] = iter(
         [uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x10" * 16)]
     )
