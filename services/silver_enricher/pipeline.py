@@ -44,10 +44,6 @@ MASTER_REFRESH_S = 60.0
 # written); large enough that per-statement costs do not count, small enough that gold sees
 # a catch-up's changes every second or so.
 PART_RECORDS = 2_500
-# A paced batch of landed messages holds fewer than PART_RECORDS records: written as one
-# part, it is refined and then written, one after the other. Closed early in the middle (if
-# its first half has at least this many records), its halves overlap like a backlog's parts.
-MIN_PART_RECORDS = 500
 
 LateMaster = Callable[[Sequence[str], Sequence[str]], Awaitable[int]]  # (store ids, SKUs)
 
@@ -140,11 +136,9 @@ class SilverPipeline:
         on per-transaction work (statements, round trips, the capture triggers) instead of
         records (bench/results/chain.md, 2026-12-01 third session)."""
 
-        half = (len(messages) + 1) // 2
-
         async def parts() -> AsyncIterator[Sequence[DecodedRecord]]:
             pending: dict[str, DecodedRecord] = {}
-            for i, message in enumerate(messages, 1):
+            for message in messages:
                 records = await asyncio.to_thread(decode_landed, message)
                 on_decoded(len(records))
                 pending.update((r.bronze_id, r) for r in records)
@@ -152,9 +146,6 @@ class SilverPipeline:
                     unique = list(pending.values())
                     yield unique[:PART_RECORDS]
                     pending = {r.bronze_id: r for r in unique[PART_RECORDS:]}
-                if i == half < len(messages) and len(pending) >= MIN_PART_RECORDS:
-                    yield list(pending.values())
-                    pending = {}
             if pending:
                 yield list(pending.values())
 
