@@ -12,7 +12,7 @@ from services.common.db import create_pool
 from services.common.progress import Progress
 from services.common.settings import Settings
 from services.gold_aggregator import dead_letters, repo
-from services.gold_aggregator.periods import PERIODS
+from services.gold_aggregator.periods import DAY, PERIODS
 
 CHUNK = 2000
 
@@ -70,10 +70,12 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"  store-{period}s {min(i + CHUNK, len(groups)):,}/{len(groups):,}",
                           flush=True)  # fmt: skip
                 meter.finish()
+                if period != DAY:
+                    continue  # the day-wide tables' weeks and months sum their days
                 for i in range(0, len(starts), 31):
                     # Its own transaction: it locks the capture table before anything else.
                     async with pool.acquire() as conn, conn.transaction():
-                        await repo.refresh_periods(conn, period, starts[i : i + 31])
+                        await repo.refresh_days(conn, starts[i : i + 31])
             print(f"gold rebuilt in {time.monotonic() - started:.1f}s")
             return 0
         finally:

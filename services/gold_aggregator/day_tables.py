@@ -1,14 +1,15 @@
 """Keep the day-wide gold tables' grains — customer segment, region and city, category
-and brand — for days, weeks and months, as partial sums per shard.
+and brand — as partial sums per local day and shard.
 
 A replica adds the changes it takes to the partial sums of their shard
 (``gold_partial_segments``, ``gold_partial_places``, ``gold_partial_brands``), in the
-transaction that takes them, one row per (period, key, shard): two replicas never write the
+transaction that takes them, one row per (day, key, shard): two replicas never write the
 same row, and a change is counted once because it is deleted from the capture table in the
 same transaction. The tables the readers see (``gold_customer_insights`` … and their
-``_rollups``) are views that combine every shard's sums (schemas/sql/0071): a customer's
-transactions are summed over the shards before the customer is counted, so distinct
-customers and repeat rates stay exact across replicas, and so do shares and ranks.
+``_rollups``) are views that combine every shard's sums, and sum the days into weeks and
+months (schemas/sql/0071, 0072): a customer's transactions are summed over the shards and
+days before the customer is counted, so distinct customers and repeat rates stay exact
+across replicas and periods, and so do shares and ranks.
 
 Nothing is held in memory here, so nothing needs reloading when a shard moves.
 """
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import asyncpg
 
 from services.gold_aggregator import sql
 from services.gold_aggregator.changes import ITEMS, TRANSACTION, Change
-from services.gold_aggregator.periods import BIT, PERIODS, end_of, start_of
+from services.gold_aggregator.periods import BIT, DAY
 
 Sums = list[int | Decimal]
 
@@ -40,34 +41,26 @@ class DayTables:
         segments: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
         places: dict[tuple[str, date, str, str, str, int], Sums] = defaultdict(lambda: [0, 0])
         brands: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
-        starts: dict[date, list[tuple[str, date, int]]] = {}
+        rebuilt = BIT[DAY]
         for c in claimed:
             if c.kind not in (TRANSACTION, ITEMS) or c.date_key is None:
                 continue
-            periods = starts.get(c.date_key)
-            if periods is None:
-                periods = starts[c.date_key] = [
-                    (period, start_of(period, c.date_key), BIT[period]) for period in PERIODS
-                ]
-            sign, value, units = c.sign, c.sign * c.value, c.sign * (c.units or 0)
-            for period, first, bit in periods:
-                if c.rebuilt & bit:  # a rebuild already counted it in this period
-                    continue
-                if c.kind == TRANSACTION:
-                    acc = segments[(period, first, c.customer_type or "", c.customer_key or "",
-                                    c.shard)]  # fmt: skip
-                    acc[0] += sign
-                    acc[1] += value
-                    acc[2] += units
-                    acc = places[(period, first, c.region or "", c.city or "", c.store_id,
-                                  c.shard)]  # fmt: skip
-                    acc[0] += sign
-                    acc[1] += value
-                else:
-                    acc = brands[(period, first, c.category or "", c.brand or "", c.shard)]
-                    acc[0] += units
-                    acc[1] += value
-                    acc[2] += sign * (c.transactions or 0)
+            if c.rebuilt & rebuilt:  # a rebuild already counted it
+                continue
+            sign, value, units, day = c.sign, c.sign * c.value, c.sign * (c.units or 0), c.date_key
+            if c.kind == TRANSACTION:
+                acc = segments[(DAY, day, c.customer_type or "", c.customer_key or "", c.shard)]
+                acc[0] += sign
+                acc[1] += value
+                acc[2] += units
+                acc = places[(DAY, day, c.region or "", c.city or "", c.store_id, c.shard)]
+                acc[0] += sign
+                acc[1] += value
+            else:
+                acc = brands[(DAY, day, c.category or "", c.brand or "", c.shard)]
+                acc[0] += units
+                acc[1] += value
+                acc[2] += sign * (c.transactions or 0)
         written = 0
         # (upsert, drop of the rows it brought to zero, the index of the transaction count)
         for upsert, drop, n, sums in (
@@ -89,20 +82,21 @@ class DayTables:
         return written
 
 
-async def rebuild(conn: asyncpg.Connection, period: str, starts: Sequence[date]) -> None:
-    """Recompute the partial sums of these periods from silver (``scout gold rebuild``).
+async def rebuild(conn: asyncpg.Connection, days: Sequence[date]) -> None:
+    """Recompute the partial sums of these local days from silver (``scout gold rebuild``).
 
     Locks the capture table first (call it before anything else that locks gold rows, in
     its own transaction): no change can be captured or taken meanwhile, and the ones
-    waiting are marked as counted for this period, so the replicas that take them later
-    apply them to their (store, period) groups only.
+    waiting are marked as counted, so the replicas that take them later apply them to their
+    (store, period) groups only. Weeks and months need nothing of their own: their views
+    sum these days.
     """
-    if not starts:
+    if not days:
         return
     await conn.execute(sql.LOCK_CHANGES)
-    args = (period, list(starts), min(starts), end_of(period, max(starts)))
+    args = (DAY, list(days), min(days), max(days) + timedelta(days=1))
     for clear in sql.CLEAR_PARTIALS:
         await conn.execute(clear, *args[:2])
     for insert in sql.REBUILD_PARTIALS:
         await conn.execute(insert, *args)
-    await conn.execute(sql.MARK_REBUILT, *args, BIT[period])
+    await conn.execute(sql.MARK_REBUILT, *args, BIT[DAY])

@@ -39,14 +39,9 @@ async def refresh_store_periods(conn: asyncpg.Connection, period: str, keys: Seq
 
 
 async def refresh_days(conn: asyncpg.Connection, days: Sequence[date]) -> None:
-    """Recompute the day-wide tables' partial sums for these local days from silver. Locks
-    the capture table first (see :func:`day_tables.rebuild`)."""
-    await day_tables.rebuild(conn, DAY, sorted(set(days)))
-
-
-async def refresh_periods(conn: asyncpg.Connection, period: str, starts: Sequence[date]) -> None:
-    """The same for weeks or months (their first days)."""
-    await day_tables.rebuild(conn, period, sorted(set(starts)))
+    """Recompute the day-wide tables' partial sums for these local days from silver (weeks
+    and months sum them). Locks the capture table first (see :func:`day_tables.rebuild`)."""
+    await day_tables.rebuild(conn, sorted(set(days)))
 
 
 async def waiting_changes(conn: asyncpg.Connection) -> int:

@@ -291,10 +291,10 @@ DROP_EMPTY_BRANDS = _drop_zero(
     "gold_partial_brands", (*_PERIOD_KEY, ("category", "text"), ("brand", "text"), _SHARD)
 )
 
-# `scout gold rebuild` of the partial sums of periods ($1 period, $2 first days, $3 first
-# day of all, $4 the day after the last): lock the capture table first (no change can be
-# captured or taken meanwhile), recompute from silver, and mark the changes still waiting
-# as counted for that period ($5 its bit).
+# `scout gold rebuild` of the partial sums ($1 the period they are kept for, 'day' since
+# 0072; $2 its first days, $3 first day of all, $4 the day after the last): lock the capture
+# table first (no change can be captured or taken meanwhile), recompute from silver, and
+# mark the changes still waiting as counted for that period ($5 its bit).
 LOCK_CHANGES = "LOCK TABLE scout.gold_silver_changes IN SHARE ROW EXCLUSIVE MODE"
 CLEAR_PARTIALS = tuple(
     f"DELETE FROM scout.{table} WHERE period = $1 AND period_start = ANY($2::date[])"
