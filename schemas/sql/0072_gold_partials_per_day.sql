@@ -16,6 +16,22 @@ DELETE FROM scout.gold_partial_segments WHERE period <> 'day';
 DELETE FROM scout.gold_partial_places WHERE period <> 'day';
 DELETE FROM scout.gold_partial_brands WHERE period <> 'day';
 
+-- A reader asks for a week or a month by its first day: each table's day rows are indexed
+-- by the week and the month they fall in (an update of a row's sums changes no indexed
+-- column, so it stays a HOT update).
+CREATE INDEX gold_partial_segments_week_idx ON scout.gold_partial_segments
+    (scout.gold_period_start('week', period_start)) WHERE period = 'day';
+CREATE INDEX gold_partial_segments_month_idx ON scout.gold_partial_segments
+    (scout.gold_period_start('month', period_start)) WHERE period = 'day';
+CREATE INDEX gold_partial_places_week_idx ON scout.gold_partial_places
+    (scout.gold_period_start('week', period_start)) WHERE period = 'day';
+CREATE INDEX gold_partial_places_month_idx ON scout.gold_partial_places
+    (scout.gold_period_start('month', period_start)) WHERE period = 'day';
+CREATE INDEX gold_partial_brands_week_idx ON scout.gold_partial_brands
+    (scout.gold_period_start('week', period_start)) WHERE period = 'day';
+CREATE INDEX gold_partial_brands_month_idx ON scout.gold_partial_brands
+    (scout.gold_period_start('month', period_start)) WHERE period = 'day';
+
 -- Each view: one branch per period over the day rows, so a reader's `period = 'day'` (the
 -- day views) or `period IN ('week', 'month')` (the rollups) leaves out the other branches.
 CREATE OR REPLACE VIEW scout.gold_customer_insights_periods AS
