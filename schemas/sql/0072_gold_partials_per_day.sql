@@ -5,9 +5,9 @@
 -- three times. A week's (or a month's) partial sum of a key and shard is the sum of its
 -- days' (a transaction has one local day; a brand's distinct transactions are counted per
 -- transaction, so they add up over days too): the views now sum the day rows into weeks
--- and months, and gold writes day rows only (bench/results/chain.md, 2026-12-02 ninth
--- and tenth sessions: a paced flush wrote 3.6 partial-sum rows per transaction). The
--- views keep their names and columns; reading a month sums up to 31 days of rows.
+-- and months, and gold writes day rows only (bench/results/chain.md, 2026-12-02, ninth
+-- session: a paced flush wrote 3.6 partial-sum rows per transaction, now 1.2). The views
+-- keep their names and columns; reading a month sums up to 31 days of rows.
 --
 -- Rows of weeks and months that 0071's backfill or an older gold worker wrote are deleted
 -- here; one an older worker still writes during a rolling upgrade is never read.
