@@ -32,15 +32,14 @@ from pathlib import Path
 import asyncpg
 
 from bench.bronze import scenario
-from bench.common import generator, masters, process_cpu
+from bench.common import process_cpu
 from bench.stage_copy import refined_part
 from services.common.settings import load_settings
+from services.gold_aggregator.app import CLAIM_DAYS
 from services.gold_aggregator.day_tables import DayTables
 from services.gold_aggregator.incremental import BusinessMetrics, claim_changes
 from services.silver_enricher import repo
 from services.silver_enricher.transform import SilverTransaction
-
-CLAIM_DAYS = 31  # as the worker's flush (services.gold_aggregator.app)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,6 @@ async def merge_part(conn: asyncpg.Connection, txs: list[SilverTransaction]) -> 
 async def run_size(
     size: int, txs: list[SilverTransaction], flushes: int, warm: int, state_dir: Path
 ) -> Cost:
-    gen = generator(7, 5000.0, 0.0)  # the same masters as refined_part's
-    stores, products = masters(gen)
     client = backend = 0.0
     business = partial = 0
     walls: list[float] = []
@@ -78,8 +75,6 @@ async def run_size(
         silver = await asyncpg.connect(s.url)
         gold = await asyncpg.connect(s.url)
         try:
-            await repo.upsert_stores(silver, list(stores.values()))
-            await repo.upsert_products(silver, list(products.values()))
             pid = await gold.fetchval("SELECT pg_backend_pid()")
             metrics, days = BusinessMetrics(), DayTables()
             for n in range(flushes):

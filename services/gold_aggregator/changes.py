@@ -55,7 +55,7 @@ class Change(NamedTuple):
     occurred_at: datetime | None = None  # transactions: event time of the contributing row
     kafka_timestamp: datetime | None = None  # source time of the change (tx, spend)
     captured_at: datetime | None = None  # silver's transaction time
-    rebuilt: int = 0  # bit mask of periods whose partial sums already hold it (rebuild)
+    rebuilt: int = 0  # periods.REBUILT_DAY: the day's partial sums already hold it
 
 
 COLUMNS = (

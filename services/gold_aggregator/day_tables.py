@@ -25,7 +25,7 @@ import asyncpg
 
 from services.gold_aggregator import sql
 from services.gold_aggregator.changes import ITEMS, TRANSACTION, Change
-from services.gold_aggregator.periods import BIT, DAY
+from services.gold_aggregator.periods import DAY, REBUILT_DAY
 
 Sums = list[int | Decimal]
 
@@ -41,11 +41,10 @@ class DayTables:
         segments: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
         places: dict[tuple[str, date, str, str, str, int], Sums] = defaultdict(lambda: [0, 0])
         brands: dict[tuple[str, date, str, str, int], Sums] = defaultdict(lambda: [0, 0, 0])
-        rebuilt = BIT[DAY]
         for c in claimed:
             if c.kind not in (TRANSACTION, ITEMS) or c.date_key is None:
                 continue
-            if c.rebuilt & rebuilt:  # a rebuild already counted it
+            if c.rebuilt & REBUILT_DAY:  # a rebuild already counted it
                 continue
             sign, value, units, day = c.sign, c.sign * c.value, c.sign * (c.units or 0), c.date_key
             if c.kind == TRANSACTION:
@@ -99,4 +98,4 @@ async def rebuild(conn: asyncpg.Connection, days: Sequence[date]) -> None:
         await conn.execute(clear, *args[:2])
     for insert in sql.REBUILD_PARTIALS:
         await conn.execute(insert, *args)
-    await conn.execute(sql.MARK_REBUILT, *args, BIT[DAY])
+    await conn.execute(sql.MARK_REBUILT, *args, REBUILT_DAY)

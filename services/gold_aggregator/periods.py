@@ -1,8 +1,7 @@
 """The periods gold keeps: local days, ISO weeks (from Monday) and calendar months.
 
 A change of local day ``d`` belongs to one group of each period. The names are those of
-PostgreSQL's ``date_trunc`` (``sql.period_of``), and each period has a bit in the capture
-table's ``rebuilt`` mask.
+PostgreSQL's ``date_trunc`` (``sql.period_of``).
 """
 
 from __future__ import annotations
@@ -13,7 +12,10 @@ from functools import lru_cache
 DAY, WEEK, MONTH = "day", "week", "month"
 PERIODS = (DAY, WEEK, MONTH)
 ROLLUPS = (WEEK, MONTH)
-BIT = {DAY: 1, WEEK: 2, MONTH: 4}
+# The capture table's ``rebuilt`` mask: bit 1, the day's partial sums hold the change (a
+# rebuild counted it). Bits 2 and 4 were weeks' and months' until 0072 kept partial sums
+# per day only; one still set on a waiting change means nothing.
+REBUILT_DAY = 1
 
 
 @lru_cache(maxsize=8192)  # a flush asks for the same few days thousands of times
