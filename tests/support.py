@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -27,18 +28,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_port_pair() -> int:
-    """A free port whose successor is free too (the registry's management port is HTTP + 1)."""
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports, for a service that binds a run of them
+    (a registry's management port, a broker's controller, the demo's workers)."""
     for _ in range(100):
-        with socket.socket() as first, socket.socket() as second:
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
             first.bind(("127.0.0.1", 0))
             port = int(first.getsockname()[1])
             try:
-                second.bind(("127.0.0.1", port + 1))
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
             except (OSError, OverflowError):
                 continue
             return port
-    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common.settings import Settings
-from tests.support import free_port, settings_env
+from tests.support import free_ports, settings_env
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_demo_runs_the_chain_and_accounts_for_every_record(
     settings: Settings, tmp_path: Path
 ) -> None:
-    base = free_port()
+    base = free_ports(4)  # the demo's four workers listen on base, base + 1, ...
     result = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", "--duration", "8", "--rate", "600",
          "--faults", "0.1", "--stores", "12", "--port-base", str(base)],

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -39,7 +38,7 @@ from services.silver_enricher.app import _master_id
 from tests.fuzz import SKUS, STORES, payloads
 from tests.support import (
     ServiceProcess,
-    free_port,
+    free_ports,
     publish,
     settings_env,
     start_all,
@@ -535,9 +534,7 @@ async def test_two_silver_workers_and_a_replay_merge_corrections_without_a_crash
 def private_kafka(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Settings]]:
     """A broker of this test's own (the shared one must not restart): (its stack settings,
     the services' settings pointing at it)."""
-    port = free_port()
-    while not _port_free(port + 1):  # the controller listens on port + 1
-        port = free_port()
+    port = free_ports(2)  # the controller listens on port + 1
     stack = settings.model_copy(update={"state_dir": tmp_path / "kstate", "kafka_port": port})
     _dev(stack, "up")
     try:
@@ -554,15 +551,6 @@ def _dev(stack: Settings, command: str) -> None:
     result = subprocess.run([sys.executable, "-m", "services.cli", "dev", command], env=env,
                             capture_output=True, text=True, timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 async def test_a_broker_killed_and_restarted_is_ridden_out_by_every_worker(

@@ -32,7 +32,7 @@ from tests.integration.test_gold import until_gold_settles
 from tests.integration.test_silver import simulate, until_silver_settles
 from tests.support import (
     ServiceProcess,
-    free_port_pair,
+    free_ports,
     publish,
     settings_env,
     start_all,
@@ -261,7 +261,7 @@ async def test_incompatible_schema_change_is_refused_at_registration(
 @pytest.fixture
 async def own_registry(settings: Settings, tmp_path: Path) -> AsyncIterator[Settings]:
     """A registry of this test only (devstack module, own state dir and ports)."""
-    port = free_port_pair()
+    port = free_ports(2)  # the management interface listens on port + 1
     reg = settings.model_copy(
         update={"registry_port": port, "state_dir": tmp_path / "registry-state"}
     )
