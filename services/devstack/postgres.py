@@ -268,31 +268,19 @@ def down(settings: Settings) -> bool:
     return True
 
 
+def discard(settings: Settings) -> None:
+    """Stop the cluster and delete its folder (a throwaway cluster's whole life ends here).
+
+    As root its folder may live under /var/lib, keyed by the state folder's path: a later
+    cluster at the same path would otherwise start on the data of an earlier one.
+    """
+    down(settings)
+    shutil.rmtree(paths(settings).home, ignore_errors=True)
+
+
 def server_options(settings: Settings) -> str:
     """Options given to the server at every start (so existing clusters get them too).
     random_page_cost: the data sits on SSD or in memory; at the default (4, for spinning
     disks) the planner prefers a sequential scan of a 300k-row table to ~3k index probes
     that take a tenth of the time (measured on silver's merge)."""
     return f"-p {settings.pg_port} -c random_page_cost=1.1"
-
-
-def restart(settings: Settings) -> None:
-    """Restart the server (used by the fault-injection tests)."""
-    p = paths(settings)
-    _run(
-        [
-            str(binaries() / "pg_ctl"),
-            "-D",
-            str(p.data),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            str(p.log_file),
-            "-o",
-            server_options(settings),
-            "restart",
-        ]
-    )
