@@ -21,9 +21,15 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
+from pydantic_core import PydanticCustomError
 
 from services.bronze_writer.framing import FrameInfo, Unframed
-from services.common.events.types import API_RECORDS_MAX, JSON_DEPTH_MAX, json_depth_exceeds
+from services.common.events.types import (
+    API_RECORDS_MAX,
+    JSON_DEPTH_MAX,
+    json_depth_exceeds,
+    to_timestamp,
+)
 from services.common.handoff import LandedRecord, dump_exact_json
 from services.common.ids import NameIds
 
@@ -279,13 +285,12 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+    """The envelope's ``sent_at`` by the contract's timestamp rule, or None: bronze lands the
+    batch whatever it says (silver judges the envelope)."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return to_timestamp(value)
+    except PydanticCustomError:
         return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def database_rejection(row: BronzeRow, error: str) -> ErrorRow:

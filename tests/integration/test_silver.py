@@ -226,6 +226,41 @@ async def test_unknown_store_is_resolved_when_its_master_record_arrives(
     assert tx["customer_key"] and tx["customer_key"] != "C-1"
 
 
+# Texts RFC 3339 allows (and the published JSON Schema admits) that Python's fromisoformat
+# alone refuses or reads otherwise: a lowercase z or t, a space for the T, leap seconds.
+EDGE_TIMES = (
+    "2026-11-20T10:15:00z", "2026-11-20t10:15:00+08:00", "2026-11-20 10:15:00.5-03:30",
+    "2016-12-31T23:59:60Z", "2026-11-20T10:15:60.250+08:00", "2026-11-30T23:59:60z",
+)  # fmt: skip
+
+
+async def test_every_rfc3339_time_lands_in_silver_as_postgresql_reads_it_in_bronze(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    await _master(settings)
+    await wait_for(lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"),
+                   timeout=60)  # fmt: skip
+    topic = topics_for(settings).pos
+    records = []
+    for n, when in enumerate(EDGE_TIMES):
+        body = json.loads(_pos(f"TIME-{n}", 1, "10.00"))
+        records.append((topic, b"S0001", json.dumps({**body, "occurred_at": when}).encode()))
+    await publish(settings, records)
+    await wait_for(
+        lambda: db.fetchval("SELECT count(*) = $1 FROM scout.silver_lineage", len(records)),
+        timeout=60,
+    )
+    assert await db.fetch("SELECT rule, detail FROM scout.silver_quarantine") == []
+    rows = await db.fetch(
+        "SELECT b.raw_data->>'occurred_at' AS text, t.transaction_date, "
+        "(b.raw_data->>'occurred_at')::timestamptz AS postgres "
+        "FROM scout.silver_transactions_cleaned t "
+        "JOIN scout.bronze_transactions_raw b ON b.id = t.bronze_id ORDER BY t.event_id"
+    )
+    assert [r["text"] for r in rows] == list(EDGE_TIMES)
+    assert [r["transaction_date"] for r in rows] == [r["postgres"] for r in rows]
+
+
 PHONE = re.compile(r"(?<!\w)(?:\+?63|0)9\d{9}(?!\w)")  # Philippine mobile numbers
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -76,6 +77,20 @@ def test_api_batch_is_one_row_per_record_plus_a_batch_row() -> None:
         "B1", "grabmart", 2, "landed",
     )  # fmt: skip
     assert batch.sent_at == datetime(2026, 11, 25, 2, 20, tzinfo=UTC)
+
+
+def test_api_batch_sent_at_is_read_by_the_contracts_timestamp_rule() -> None:
+    # The one rule of services.common.events.types: a lowercase z and a leap second are RFC
+    # 3339; no offset, or a time outside the input domain, leaves sent_at unknown.
+    def sent_at(text: str) -> datetime | None:
+        envelope = {"schema": "api.batch/1", "batch_id": "B", "partner": "p", "sent_at": text,
+                    "records": [{"type": "transaction"}]}  # fmt: skip
+        return land(json.dumps(envelope).encode(), "api", K, LIMIT).batches[0].sent_at
+
+    assert sent_at("2026-11-25T02:20:00z") == datetime(2026, 11, 25, 2, 20, tzinfo=UTC)
+    assert sent_at("2016-12-31T23:59:60Z") == datetime(2017, 1, 1, tzinfo=UTC)
+    assert sent_at("2026-11-25T10:20:00") is None
+    assert sent_at("0001-01-01T00:00:00+01:00") is None
 
 
 def test_api_envelope_without_records_is_kept_whole() -> None:

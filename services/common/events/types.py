@@ -16,7 +16,7 @@ messages never echo the input: payloads may carry personal data.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated, Any
@@ -186,13 +186,26 @@ def to_timestamp(value: object) -> datetime:
         raise _error(rules.INVALID_VALUE, "not an RFC 3339 timestamp with an offset")
     else:
         try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
+            parsed = _from_rfc3339(value)
+        except (ValueError, OverflowError):  # overflow: a leap second at the end of 9999
             raise _error(rules.INVALID_VALUE, "not a valid calendar date or time") from None
     # Compared as instants (no conversion, which overflows at year 1 or 9999).
     if not TIME_MIN <= parsed < TIME_MAX:
         raise _error(rules.INVALID_VALUE, f"timestamp outside {TIME_MIN:%Y}..{TIME_MAX:%Y}")
     return parsed
+
+
+def _from_rfc3339(text: str) -> datetime:
+    """Text that :data:`_RFC3339` matched, read as PostgreSQL reads it (bronze keeps the text;
+    replay reads it again). RFC 3339 allows a lowercase ``z`` and a leap second (``:60``),
+    which ``fromisoformat`` refuses: the ``z`` is read as ``Z``, second 60 as the start of the
+    next second (``23:59:60Z`` is ``00:00:00Z`` of the next day). PostgreSQL refuses one
+    case read here: a fraction on a leap second that passes midnight (``23:59:60.5``)."""
+    if text[-1] == "z":
+        text = f"{text[:-1]}Z"
+    if text[17:19] == "60":  # the pattern puts the seconds here
+        return datetime.fromisoformat(f"{text[:17]}59{text[19:]}") + timedelta(seconds=1)
+    return datetime.fromisoformat(text)
 
 
 def to_day(value: object) -> date:
