@@ -57,11 +57,13 @@ def encode_landed(records: Iterable[LandedRecord]) -> Iterator[bytes]:
     size = 0
     for record in records:
         text = record.encode()
-        if parts and size + len(text) > MAX_MESSAGE_BYTES:
+        # The limit is in bytes: a character outside ASCII is 2-4 of them in UTF-8.
+        length = len(text) if text.isascii() else len(text.encode())
+        if parts and size + length > MAX_MESSAGE_BYTES:
             yield _wrap(parts)
             parts, size = [], 0
         parts.append(text)
-        size += len(text) + 1
+        size += length + 1
     if parts:
         yield _wrap(parts)
 

@@ -9,10 +9,11 @@ import pytest
 
 from services.bronze_writer.transform import (
     KafkaCoordinates,
+    Landing,
     bronze_id,
     land,
 )
-from services.common.handoff import decode_landed, encode_landed
+from services.common.handoff import MAX_MESSAGE_BYTES, decode_landed, encode_landed
 from services.common.kafka import kafka_time
 
 K = KafkaCoordinates("scout.pos.transactions", 2, 41, datetime(2026, 11, 25, 2, 15, tzinfo=UTC))
@@ -112,3 +113,18 @@ def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
     assert str(decoded.raw["total_amount"]) == "125.50"
     assert decoded.bronze_id == str(landing.rows[0].id)
     assert decoded.kafka_timestamp == K.timestamp
+
+
+def test_handoff_messages_stay_under_the_limit_in_bytes_not_characters() -> None:
+    # 16 records of 1 MiB each, every character 4 bytes in UTF-8: 16 MiB of text in 4 MiB
+    # of characters, which one message measured by characters would hold.
+    pad = "\U0001f600" * (256 * 1024 - 20)
+    value = json.dumps({"schema": "pos.transaction/1", "pad": pad}, ensure_ascii=False).encode()
+    landing = Landing()
+    for offset in range(16):
+        kafka = KafkaCoordinates(K.topic, K.partition, offset, K.timestamp)
+        landing.extend(land(value, "pos", kafka, 2 * 1024 * 1024))
+    assert len(landing.rows) == 16
+    messages = list(encode_landed(r.landed() for r in landing.rows))
+    assert all(len(m) <= MAX_MESSAGE_BYTES for m in messages)
+    assert sum(len(decode_landed(m)) for m in messages) == 16
