@@ -253,6 +253,12 @@ async def upsert_products(conn: asyncpg.Connection, products: Sequence[ProductRe
     )
 
 
+# Master rows are silver's own, validated on the way in (parse_master) and then scrubbed: they
+# are read back as they are, not judged again. A scrubbed name may be longer than the input
+# domain allows (an e-mail address of 6 characters becomes "[removed]"): judged again, it
+# failed every reload of master data, and silver stopped.
+
+
 async def load_stores(
     conn: asyncpg.Connection, store_ids: Sequence[str] | None = None
 ) -> dict[str, StoreRecord]:
@@ -260,7 +266,7 @@ async def load_stores(
         conn.fetch(SELECT_STORES_BY_ID, list(store_ids)) if store_ids is not None
         else conn.fetch(SELECT_STORES)
     )  # fmt: skip
-    return {r["store_id"]: StoreRecord.model_validate(dict(r)) for r in rows}
+    return {r["store_id"]: StoreRecord.model_construct(**dict(r)) for r in rows}
 
 
 async def load_products(
@@ -270,7 +276,7 @@ async def load_products(
         conn.fetch(SELECT_PRODUCTS_BY_SKU, list(skus)) if skus is not None
         else conn.fetch(SELECT_PRODUCTS)
     )  # fmt: skip
-    return {r["sku"]: ProductRecord.model_validate(dict(r)) for r in rows}
+    return {r["sku"]: ProductRecord.model_construct(**dict(r)) for r in rows}
 
 
 @dataclass(frozen=True)

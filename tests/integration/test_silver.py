@@ -18,6 +18,7 @@ import pytest
 
 from services.common.kafka import topics_for
 from services.common.settings import Settings
+from services.silver_enricher import repo as silver_repo
 from tests.support import ServiceProcess, publish, settings_env, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.integration
@@ -259,6 +260,37 @@ async def test_every_rfc3339_time_lands_in_silver_as_postgresql_reads_it_in_bron
     )
     assert [r["text"] for r in rows] == list(EDGE_TIMES)
     assert [r["transaction_date"] for r in rows] == [r["postgres"] for r in rows]
+
+
+async def test_master_names_that_scrubbing_lengthens_are_read_back_and_used(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    # Within the domain (10,000 characters) as sent; longer once every address in it is
+    # "[removed]". Read back as silver wrote it, the store serves its transactions.
+    name = ("a@b.cd " * 1428)[:9996]
+    topics = topics_for(settings)
+    store = {"schema": "master.store/1", "store_id": "S-LONG", "name": name, "region": "NCR",
+             "city": "Quezon City", "timezone": "Asia/Manila"}  # fmt: skip
+    product = {"schema": "master.product/1", "sku": "P-LONG", "name": name, "brand": "b",
+               "category": "c", "unit_price": "1.00"}  # fmt: skip
+    await publish(settings, [
+        (topics.master_stores, b"S-LONG", json.dumps(store).encode()),
+        (topics.master_products, b"P-LONG", json.dumps(product).encode()),
+    ])  # fmt: skip
+    await wait_for(lambda: db.fetchval(
+        "SELECT count(*) = 1 FROM scout.silver_master_products WHERE length(name) > 10000"),
+        timeout=60)  # fmt: skip
+    assert len(await db.fetchval("SELECT name FROM scout.silver_master_stores")) > 10_000
+    stores = await silver_repo.load_stores(db)
+    products = await silver_repo.load_products(db)
+    assert "@" not in stores["S-LONG"].name and "@" not in products["P-LONG"].name
+    body = json.loads(_pos("LONG-1", 1, "10.00", "S-LONG"))
+    body["items"][0]["sku"] = "P-LONG"
+    await publish(settings, [(topics.pos, b"S-LONG", json.dumps(body).encode())])
+    await wait_for(lambda: db.fetchval(
+        "SELECT count(*) = 1 FROM scout.silver_transaction_items WHERE known_sku"),
+        timeout=60)  # fmt: skip
+    assert await db.fetch("SELECT rule, detail FROM scout.silver_quarantine") == []
 
 
 PHONE = re.compile(r"(?<!\w)(?:\+?63|0)9\d{9}(?!\w)")  # Philippine mobile numbers
