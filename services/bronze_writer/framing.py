@@ -152,7 +152,13 @@ class FrameDecoder:
         except Exception as exc:  # fastavro raises many types on corrupt input
             detail = f"Avro payload of schema {schema_id}: {type(exc).__name__}"
             return Unframed(None, info, UNDECODABLE_FRAME, detail)
-        return Unframed(_datum_json(datum), info)
+        try:
+            text = _datum_json(datum)
+        except (TypeError, ValueError, RecursionError) as exc:  # a recursive schema's datum
+            # nested past what JSON writers take (orjson: 255 levels; Python's stack later)
+            detail = f"Avro datum of schema {schema_id} has no JSON text: {type(exc).__name__}"
+            return Unframed(None, info, UNDECODABLE_FRAME, detail)
+        return Unframed(text, info)
 
 
 def _datum_json(datum: Any) -> bytes:

@@ -82,5 +82,9 @@ def kind_of(schema_type: str, schema_str: str) -> str | None:
     title = doc.get("title")
     if isinstance(title, str) and _KIND.match(title):
         return title
-    const = (doc.get("properties") or {}).get("schema", {}).get("const")
+    # Any JSON value may stand where a schema has an object (true, a list): such a schema
+    # names no kind, it does not fail the lookup.
+    properties = doc.get("properties")
+    field = properties.get("schema") if isinstance(properties, dict) else None
+    const = field.get("const") if isinstance(field, dict) else None
     return const if isinstance(const, str) and _KIND.match(const) else None

@@ -101,6 +101,36 @@ def test_unknown_id_and_corrupt_avro_are_error_rows() -> None:
     assert error.reason == UNDECODABLE_FRAME
 
 
+def test_a_recursive_avro_datum_too_deep_for_json_is_an_error_row() -> None:
+    name = record_name("pos.transaction/1")
+    schema = {"type": "record", "name": name, "namespace": "scout.events",
+              "fields": [{"name": "next", "type": ["null", f"scout.events.{name}"]}]}  # fmt: skip
+    decoder = FrameDecoder("http://unused")
+    decoder._writers[4] = _Writer(registry.AVRO, "pos.transaction/1",
+                                  fastavro.parse_schema(schema))  # fmt: skip
+    for depth, lands in ((10, True), (300, False), (2000, False)):
+        datum: dict[str, object] = {"next": None}
+        for _ in range(depth):
+            datum = {"next": datum}
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema(schema), datum)
+        value = registry.frame(4, out.getvalue())
+        landing = land(value, "pos", KAFKA, 1 << 20, decoder.unframe(value))
+        if lands:  # shallow: JSON, which bronze lands (silver judges it)
+            assert len(landing.rows) == 1 and not landing.errors
+        else:
+            (error,) = landing.errors
+            assert error.reason == UNDECODABLE_FRAME and error.raw_bytes == value
+
+
+@pytest.mark.parametrize("properties", [True, [], "schema", {"schema": True}, {"schema": []}])
+def test_a_json_schema_with_any_value_in_place_of_an_object_names_no_kind(
+    properties: object,
+) -> None:
+    text = json.dumps({"title": "no kind", "properties": properties})
+    assert registry.kind_of(registry.JSON_SCHEMA, text) is None
+
+
 def test_formats_and_progress_text() -> None:
     assert parse_formats("json, avro") == ("json", "avro")
     with pytest.raises(ValueError):
