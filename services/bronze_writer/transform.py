@@ -42,6 +42,8 @@ NOT_JSON = "not_json"
 NOT_OBJECT = "not_object"
 TOO_LARGE = "too_large"
 EMPTY = "empty"
+# The most digits of a number's integer part (Python's int() refuses more).
+NUMBER_DIGITS_MAX = 4300
 UNSUPPORTED_JSON = "unsupported_json"  # valid JSON that jsonb cannot hold (\u0000, surrogates)
 TOO_DEEP = "too_deep"  # nesting beyond JSON_DEPTH_MAX
 REJECTED_BY_DATABASE = "rejected_by_database"
@@ -169,13 +171,19 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         # orjson refuses integers beyond 64 bits and numbers beyond a double, which are valid
-        # JSON, and nesting past 1024: ask the stdlib, which decides all but the deepest.
+        # JSON, and nesting past 1024: ask the stdlib, which decides all but the deepest,
+        # reading numbers as silver does (exact decimals).
         try:
-            parsed = json.loads(text, parse_constant=_refuse_constant)
+            parsed = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
         except RecursionError:
             raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}") from None
+        except ArithmeticError:  # an exponent beyond any decimal's (decimal.InvalidOperation)
+            raise _Reject(UNSUPPORTED_JSON, "a number beyond what a decimal holds") from None
         except ValueError as exc:
             raise _Reject(NOT_JSON, str(exc)[:200]) from None
+        if _has_huge_number(parsed):
+            detail = f"a number of more than {NUMBER_DIGITS_MAX} digits (jsonb writes it out)"
+            raise _Reject(UNSUPPORTED_JSON, detail) from None
     if "\\u0000" in text:
         raise _Reject(UNSUPPORTED_JSON, "contains \\u0000, which PostgreSQL jsonb cannot store")
     if ("\\ud" in text or "\\uD" in text) and not _encodable(parsed):
@@ -183,6 +191,25 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
     if text.count("{") + text.count("[") > JSON_DEPTH_MAX and json_depth_exceeds(parsed):
         raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}")
     return text, parsed
+
+
+def _has_huge_number(parsed: Any) -> bool:
+    """True when a number has more than :data:`NUMBER_DIGITS_MAX` digits before its point:
+    jsonb keeps ``1e5000`` and gives it back as 5,001 digits, which Python's ``int()`` (and so
+    replay's JSON decoder) refuses past 4,300."""
+    pending = [parsed]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif (
+            isinstance(value, Decimal) and value.is_finite() and value
+            and value.adjusted() >= NUMBER_DIGITS_MAX  # adjusted(): the digits less one
+        ):  # fmt: skip
+            return True
+    return False
 
 
 def _encodable(parsed: Any) -> bool:
