@@ -42,8 +42,6 @@ NOT_JSON = "not_json"
 NOT_OBJECT = "not_object"
 TOO_LARGE = "too_large"
 EMPTY = "empty"
-# The most digits of a number's integer part (Python's int() refuses more).
-NUMBER_DIGITS_MAX = 4300
 UNSUPPORTED_JSON = "unsupported_json"  # valid JSON that jsonb cannot hold (\u0000, surrogates)
 TOO_DEEP = "too_deep"  # nesting beyond JSON_DEPTH_MAX
 REJECTED_BY_DATABASE = "rejected_by_database"
@@ -181,9 +179,6 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
             raise _Reject(UNSUPPORTED_JSON, "a number beyond what a decimal holds") from None
         except ValueError as exc:
             raise _Reject(NOT_JSON, str(exc)[:200]) from None
-        if _has_huge_number(parsed):
-            detail = f"a number of more than {NUMBER_DIGITS_MAX} digits (jsonb writes it out)"
-            raise _Reject(UNSUPPORTED_JSON, detail) from None
     if "\\u0000" in text:
         raise _Reject(UNSUPPORTED_JSON, "contains \\u0000, which PostgreSQL jsonb cannot store")
     if ("\\ud" in text or "\\uD" in text) and not _encodable(parsed):
@@ -193,29 +188,10 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
     return text, parsed
 
 
-def _has_huge_number(parsed: Any) -> bool:
-    """True when a number has more than :data:`NUMBER_DIGITS_MAX` digits before its point:
-    jsonb keeps ``1e5000`` and gives it back as 5,001 digits, which Python's ``int()`` (and so
-    replay's JSON decoder) refuses past 4,300."""
-    pending = [parsed]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, dict):
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-        elif (
-            isinstance(value, Decimal) and value.is_finite() and value
-            and value.adjusted() >= NUMBER_DIGITS_MAX  # adjusted(): the digits less one
-        ):  # fmt: skip
-            return True
-    return False
-
-
 def _encodable(parsed: Any) -> bool:
     """False when a decoded string holds an unpaired surrogate (no UTF-8 spelling)."""
     try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        json.dumps(parsed, ensure_ascii=False, default=str).encode("utf-8")  # str: a Decimal
     except UnicodeEncodeError:
         return False
     return True

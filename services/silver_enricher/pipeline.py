@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import asyncpg
 
@@ -302,7 +303,18 @@ def decoded(row: BronzeRecordRow) -> DecodedRecord:
         bronze_id=row.bronze_id,
         source_system=row.source_system,
         kafka_timestamp=row.kafka_timestamp.astimezone(UTC),
-        raw=with_kind(json.loads(row.raw, parse_float=Decimal), row.source_system, row.kind),
+        raw=with_kind(_from_jsonb(row.raw), row.source_system, row.kind),
         batch_id=row.batch_id,
         partner=row.partner,
     )
+
+
+def _from_jsonb(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal, parse_int=_integer)
+
+
+def _integer(text: str) -> int | Decimal:
+    """An integer of jsonb's text. jsonb gives a number back in plain digits (``1e5000`` as
+    5,001 of them), past what ``int()`` reads (4,300): those are decimals, as streaming read
+    them from the text bronze received."""
+    return int(text) if len(text) <= 4300 else Decimal(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -14,8 +15,15 @@ from services.bronze_writer.transform import (
     bronze_id,
     land,
 )
-from services.common.handoff import MAX_MESSAGE_BYTES, decode_landed, encode_landed
+from services.common.handoff import (
+    MAX_MESSAGE_BYTES,
+    LandedRecord,
+    decode_landed,
+    encode_landed,
+)
 from services.common.kafka import kafka_time
+from services.silver_enricher.pipeline import decoded
+from services.silver_enricher.repo import BronzeRecordRow
 
 K = KafkaCoordinates("scout.pos.transactions", 2, 41, datetime(2026, 11, 25, 2, 15, tzinfo=UTC))
 LIMIT = 1024 * 1024
@@ -64,16 +72,30 @@ def test_huge_integers_are_still_json() -> None:
     assert landing.rows and not landing.errors
 
 
-def test_numbers_replay_could_not_read_back_are_refused_at_the_edge() -> None:
-    # jsonb gives 1e5000 back as 5,001 digits, which replay's decoder refuses; an exponent
-    # beyond any decimal's is refused by silver's. Both stay whole in the error log.
-    for number in (b"1e5000", b"-4.2E+4300", b"1e1000000000000000000"):
+def test_numbers_past_any_decimals_exponent_are_refused_at_the_edge() -> None:
+    # Silver reads numbers as exact decimals, and its decoder raised on these: kept whole in
+    # the error log instead (PostgreSQL would refuse them too, later).
+    for number in (b"1e1000000000000000000", b"-2E+1000000000000000001"):
         value = b'{"n": [1, {"m": %s}]}' % number
         (error,) = land(value, "pos", K, LIMIT).errors
         assert error.reason == UNSUPPORTED_JSON and error.raw_bytes == value
-    for number in (b"1.5e4299", b"1e-5000", b"1e308"):
+    for number in (b"1e5000", b"1e-5000", b"1e308"):
         landing = land(b'{"n": %s}' % number, "pos", K, LIMIT)
         assert landing.rows and not landing.errors
+
+
+def test_replay_reads_the_digits_jsonb_gives_back_for_a_huge_number() -> None:
+    # jsonb keeps 1e5000 and gives it back as 5,001 digits, past what Python's int() reads:
+    # replay reads the record as streaming did (the number is a decimal either way).
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    text = '{"schema": "pos.transaction/1", "x": 1' + "0" * 5000 + "}"
+    row = BronzeRecordRow("00000000-0000-0000-0000-000000000001", "pos", text, when, None, None)
+    record = decoded(row)
+    assert record.raw["x"] == Decimal("1e5000") and record.raw["schema"] == "pos.transaction/1"
+    (streamed,) = decode_landed(next(encode_landed([
+        LandedRecord(row.bronze_id, "pos", 0, '{"schema": "pos.transaction/1", "x": 1e5000}')
+    ])))  # fmt: skip
+    assert streamed.raw == record.raw
 
 
 def test_api_batch_is_one_row_per_record_plus_a_batch_row() -> None:
