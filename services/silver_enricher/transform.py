@@ -215,18 +215,24 @@ class Refiner:
             return
         local_date = reading.occurred_at.astimezone(ZoneInfo(store.timezone)).date()
         key = (reading.device_id, reading.kind, reading.occurred_at)
-        out.readings[key] = (reading.device_id, reading.kind, reading.occurred_at,
-                             reading.store_id, reading.value, local_date,
-                             record.bronze_id)  # fmt: skip
+        current = out.readings.get(key)
+        if current is None or record.bronze_id > current[6]:  # repo.MERGE_READINGS' rule
+            out.readings[key] = (reading.device_id, reading.kind, reading.occurred_at,
+                                 reading.store_id, reading.value, local_date,
+                                 record.bronze_id)  # fmt: skip
         out.lineage.append((record.bronze_id, READINGS_TABLE, None))
         out.event_times.append(reading.occurred_at)
 
     def _spend(self, out: Refined, record: DecodedRecord, spend: CampaignSpend) -> None:
         channel = spend.channel or ""
         key = (spend.campaign_id, spend.store_id, spend.date, channel)
-        out.spends[key] = (spend.campaign_id, spend.store_id, spend.date, scrub_text(channel),
-                           spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
-                           record.bronze_id, record.kafka_timestamp)  # fmt: skip
+        current = out.spends.get(key)
+        # Of two in one batch, the one repo.MERGE_SPEND would keep: the latest by (Kafka
+        # time, bronze id), whatever their order in the batch (so however batches are cut).
+        if current is None or (record.kafka_timestamp, record.bronze_id) > (current[8], current[7]):
+            out.spends[key] = (spend.campaign_id, spend.store_id, spend.date, scrub_text(channel),
+                               spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
+                               record.bronze_id, record.kafka_timestamp)  # fmt: skip
         out.lineage.append((record.bronze_id, SPEND_TABLE, None))
 
 
