@@ -284,7 +284,7 @@ def _land_api_batch(
 def _text_or_none(value: Any) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else dump_exact_json(value)
 
 
 def _parse_time(value: Any) -> datetime | None:

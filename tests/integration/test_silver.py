@@ -163,12 +163,16 @@ async def _master(settings: Settings, store: str = "S0001") -> None:
     )
 
 
-async def test_any_arrival_order_of_versions_keeps_the_newest_once(
-    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
-) -> None:
+async def _master_in_silver(settings: Settings, db: asyncpg.Connection) -> None:
     await _master(settings)
     await wait_for(lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"),
                    timeout=60)  # fmt: skip
+
+
+async def test_any_arrival_order_of_versions_keeps_the_newest_once(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    await _master_in_silver(settings, db)
     topic = topics_for(settings).pos
     records = []
     orders = list(itertools.permutations((1, 2, 3)))
@@ -238,9 +242,7 @@ EDGE_TIMES = (
 async def test_every_rfc3339_time_lands_in_silver_as_postgresql_reads_it_in_bronze(
     settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
 ) -> None:
-    await _master(settings)
-    await wait_for(lambda: db.fetchval("SELECT count(*) = 1 FROM scout.silver_master_stores"),
-                   timeout=60)  # fmt: skip
+    await _master_in_silver(settings, db)
     topic = topics_for(settings).pos
     records = []
     for n, when in enumerate(EDGE_TIMES):

@@ -82,6 +82,10 @@ def test_numbers_past_any_decimals_exponent_are_refused_at_the_edge() -> None:
     for number in (b"1e5000", b"1e-5000", b"1e308"):
         landing = land(b'{"n": %s}' % number, "pos", K, LIMIT)
         assert landing.rows and not landing.errors
+    # read by the standard library's decoder, an envelope's batch id may be such a number
+    envelope = b'{"schema": "api.batch/1", "batch_id": 1e400, "partner": "p", "records": [{}]}'
+    landing = land(envelope, "api", K, LIMIT)
+    assert [r.batch_id for r in landing.rows] == ["1E+400"] and not landing.errors
 
 
 def test_replay_reads_the_digits_jsonb_gives_back_for_a_huge_number() -> None:
