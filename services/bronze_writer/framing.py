@@ -163,8 +163,8 @@ class FrameDecoder:
 
 def _datum_json(datum: Any) -> bytes:
     """An Avro datum as JSON text (see :func:`_jsonable`): orjson for the usual datum, the
-    exact-decimal writer when it holds a ``decimal`` logical value or a non-finite float
-    (orjson would write NaN as null; bronze must see it and refuse it as not JSON)."""
+    exact-decimal writer when it holds a ``decimal`` logical value. A NaN or infinite double
+    has no JSON text (orjson would write null): ``ValueError``, as for plain JSON's NaN."""
     exotic: list[bool] = []
     value = _jsonable(datum, exotic)
     if exotic:
@@ -184,7 +184,7 @@ def _jsonable(value: Any, exotic: list[bool]) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            exotic.append(True)
+            raise ValueError("a NaN or infinite double is not JSON")
         return value
     if isinstance(value, datetime | date):
         return value.isoformat()

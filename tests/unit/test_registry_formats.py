@@ -123,6 +123,23 @@ def test_a_recursive_avro_datum_too_deep_for_json_is_an_error_row() -> None:
             assert error.reason == UNDECODABLE_FRAME and error.raw_bytes == value
 
 
+def test_an_avro_double_that_is_not_a_number_is_an_error_row_like_plain_jsons_nan() -> None:
+    schema = fastavro.parse_schema({"type": "record", "name": record_name("iot.reading/1"),
+                                    "fields": [{"name": "value", "type": "double"}]})  # fmt: skip
+    decoder = FrameDecoder("http://unused")
+    decoder._writers[6] = _Writer(registry.AVRO, "iot.reading/1", schema)
+    for number, lands in ((21.5, True), (float("nan"), False), (float("-inf"), False)):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, schema, {"value": number})
+        value = registry.frame(6, out.getvalue())
+        landing = land(value, "iot", KAFKA, 1 << 20, decoder.unframe(value))
+        if lands:
+            assert json.loads(landing.rows[0].raw_json) == {"value": 21.5}
+        else:
+            (error,) = landing.errors
+            assert error.reason == UNDECODABLE_FRAME and error.raw_bytes == value
+
+
 @pytest.mark.parametrize("properties", [True, [], "schema", {"schema": True}, {"schema": []}])
 def test_a_json_schema_with_any_value_in_place_of_an_object_names_no_kind(
     properties: object,
