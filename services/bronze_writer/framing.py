@@ -154,8 +154,9 @@ class FrameDecoder:
             return Unframed(None, info, UNDECODABLE_FRAME, detail)
         try:
             text = _datum_json(datum)
-        except (TypeError, ValueError, RecursionError) as exc:  # a recursive schema's datum
-            # nested past what JSON writers take (orjson: 255 levels; Python's stack later)
+        except (TypeError, ValueError, RecursionError) as exc:  # a NaN or infinite double,
+            # or a recursive schema's datum nested past what JSON writers take (orjson: 255
+            # levels; Python's stack later)
             detail = f"Avro datum of schema {schema_id} has no JSON text: {type(exc).__name__}"
             return Unframed(None, info, UNDECODABLE_FRAME, detail)
         return Unframed(text, info)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -315,6 +316,7 @@ def _from_jsonb(text: str) -> Any:
 
 def _integer(text: str) -> int | Decimal:
     """An integer of jsonb's text. jsonb gives a number back in plain digits (``1e5000`` as
-    5,001 of them), past what ``int()`` reads (4,300): those are decimals, as streaming read
-    them from the text bronze received."""
-    return int(text) if len(text) <= 4300 else Decimal(text)
+    5,001 of them), past what ``int()`` reads (``sys.get_int_max_str_digits()``, 4,300 by
+    default): those are decimals, as streaming read them from the text bronze received."""
+    limit = sys.get_int_max_str_digits()
+    return int(text) if not limit or len(text) <= limit else Decimal(text)
