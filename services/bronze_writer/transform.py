@@ -179,13 +179,25 @@ def _decode(value: bytes | None, max_bytes: int) -> tuple[str, Any]:
             raise _Reject(UNSUPPORTED_JSON, "a number beyond what a decimal holds") from None
         except ValueError as exc:
             raise _Reject(NOT_JSON, str(exc)[:200]) from None
-    if "\\u0000" in text:
+    if text.count("{") + text.count("[") > JSON_DEPTH_MAX and json_depth_exceeds(parsed):
+        raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}")
+    # The text checks are quick filters; the decoded value decides ("C:\\u0000" is no NUL).
+    if "\\u0000" in text and _holds_nul(parsed):
         raise _Reject(UNSUPPORTED_JSON, "contains \\u0000, which PostgreSQL jsonb cannot store")
     if ("\\ud" in text or "\\uD" in text) and not _encodable(parsed):
         raise _Reject(UNSUPPORTED_JSON, "contains an unpaired UTF-16 surrogate")
-    if text.count("{") + text.count("[") > JSON_DEPTH_MAX and json_depth_exceeds(parsed):
-        raise _Reject(TOO_DEEP, f"nests deeper than {JSON_DEPTH_MAX}")
     return text, parsed
+
+
+def _holds_nul(value: Any) -> bool:
+    """True when a decoded key or string holds NUL (depth is bounded by JSON_DEPTH_MAX)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _encodable(parsed: Any) -> bool:

@@ -23,15 +23,19 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import InvalidTimestampError
 
 from services.common.events import ProductRecord, StoreRecord, parse_master
-from services.common.kafka import create_topics, topics_for
+from services.common.kafka import create_topics, make_producer, topics_for
 from services.common.settings import Settings
 from services.devstack import kafka
 from services.silver_enricher.app import _master_id
@@ -324,6 +328,9 @@ def _poison_cases() -> dict[str, tuple[str, bytes, tuple[Any, ...]]]:
         "NUL in a string": (
             "iot", b'{"schema": "iot.reading/1", "device_id": "D\\u0000", "store_id": "S-F2"}',
             ("error_log", "unsupported_json")),
+        "escaped backslash before u0000 (no NUL)": (
+            "pos", pos("P-path", customer={"id": "C-P-path", "note": "C:\\u0000dir"}),
+            ("silver", None)),
         "unpaired surrogate": (
             "iot", b'{"schema": "iot.reading/1", "device_id": "D\\ud800", "store_id": "S-F2"}',
             ("error_log", "unsupported_json")),
@@ -435,6 +442,53 @@ async def test_database_refusals_are_isolated_in_bronze_and_silver(
     assert silver["detail"].startswith("check_violation")
     assert chain[0].metric("scout_records_isolated_total", layer="bronze") == 1
     assert chain[1].metric("scout_records_isolated_total", layer="silver") == 1
+
+
+YEAR_10000_MS = 253_402_300_800_000
+
+
+async def _set_topic_config(settings: Settings, topic: str, **config: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)
+        [response] = await admin.alter_configs([resource])
+        assert all(error_code == 0 for error_code, *_ in response.resources), response
+    finally:
+        await admin.close()
+
+
+async def test_a_kafka_timestamp_past_year_9999_is_read_as_none_and_the_partition_goes_on(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    """A Kafka timestamp is any int64 of milliseconds. The broker's default refuses one more
+    than an hour ahead; a topic that allows it hands bronze a time no datetime holds."""
+    pos = topics_for(settings).pos
+    await publish(settings, _masters(settings))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        far = json.dumps(_sale("P-y10000", "S-F2")).encode()
+        with pytest.raises(InvalidTimestampError):
+            await (await producer.send(pos, far, key=b"S-F2", timestamp_ms=YEAR_10000_MS))
+        await _set_topic_config(settings, pos, **{"message.timestamp.after.max.ms": str(2**62)})
+        for timestamp_ms in (YEAR_10000_MS, 2**62):
+            await (await producer.send(pos, far, key=b"S-F2", timestamp_ms=timestamp_ms))
+        behind = json.dumps(_sale("P-behind", "S-F2")).encode()
+        await (await producer.send(pos, behind, key=b"S-F2"))
+    finally:
+        await producer.stop()
+    await until_settled(db, 3)
+    assert_never_stopped(chain)
+    times = await db.fetch("SELECT raw_data->>'event_id' AS event_id, kafka_timestamp"
+                           " FROM scout.bronze_transactions_raw WHERE kafka_topic = $1"
+                           " ORDER BY kafka_offset", pos)  # fmt: skip
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert [(t["event_id"], t["kafka_timestamp"] == epoch) for t in times] == [
+        ("P-y10000", True), ("P-y10000", True), ("P-behind", False)]  # fmt: skip
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 2
+    verify = gold_verify(settings)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 async def _reset_group(settings: Settings, group: str, topics: Sequence[str]) -> None:

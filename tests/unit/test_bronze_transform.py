@@ -55,6 +55,8 @@ def test_same_coordinates_give_the_same_ids() -> None:
         (None, "empty"),
         (b'{"a": NaN}', "not_json"),
         (b'{"a": "\\u0000"}', "unsupported_json"),
+        (b'{"a": [{"b\\u0000": 1}]}', "unsupported_json"),
+        (b'{"a": "\\\\\\u0000"}', "unsupported_json"),
         (b'{"pad": "' + b"x" * 2000 + b'"}', "too_large"),
     ],
 )
@@ -65,6 +67,13 @@ def test_what_cannot_be_stored_goes_to_the_error_log(value: bytes | None, reason
     assert error.reason == reason
     assert error.raw_bytes == value
     assert error.kafka == K
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul_and_lands() -> None:
+    # The text "C:\\u0000dir" holds a backslash and "u0000", which jsonb stores.
+    for value in (b'{"path": "C:\\\\u0000dir"}', b'{"C:\\\\u0000": ["\\\\\\\\u0000"]}'):
+        landing = land(value, "pos", K, LIMIT)
+        assert not landing.errors and landing.rows[0].raw_json == value.decode()
 
 
 def test_huge_integers_are_still_json() -> None:
@@ -143,6 +152,14 @@ def test_api_envelope_without_records_is_kept_whole() -> None:
 
 def test_missing_kafka_timestamp_is_deterministic() -> None:
     assert kafka_time(None) == kafka_time(-1) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_a_kafka_timestamp_past_year_9999_is_read_as_none() -> None:
+    # A Kafka timestamp is any int64 of milliseconds; a datetime ends with year 9999.
+    last_ms = 253_402_300_799_999
+    assert kafka_time(last_ms / 1000).year == 9999
+    for ms in (last_ms + 1, 2**62, 2**63 - 1):
+        assert kafka_time(ms / 1000) == kafka_time(-1)
 
 
 def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
