@@ -101,7 +101,8 @@ _YEAR_10000_S = 253_402_300_800  # the first second no datetime holds
 def kafka_time(timestamp_s: float | None) -> datetime:
     """A Kafka record's time. Records without one (-1), or with one past year 9999 (a
     producer's clock, which a topic may accept: ``message.timestamp.after.max.ms``), get the
-    epoch, deterministically: read as no time, they lose every "newest wins"."""
+    epoch, deterministically: read as no time, they are the oldest wherever Kafka time
+    decides "newest wins"."""
     if timestamp_s is None or not 0 <= timestamp_s < _YEAR_10000_S:
         return _EPOCH
     return datetime.fromtimestamp(timestamp_s, UTC)

@@ -447,10 +447,12 @@ async def test_database_refusals_are_isolated_in_bronze_and_silver(
 YEAR_10000_MS = 253_402_300_800_000
 
 
-async def _set_topic_config(settings: Settings, topic: str, **config: str) -> None:
+async def _allow_ahead(settings: Settings, topic: str, ms: int) -> None:
+    """Let ``topic`` take record timestamps up to ``ms`` ahead of the broker's clock."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
+        config = {"message.timestamp.after.max.ms": str(ms)}
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)
         [response] = await admin.alter_configs([resource])
         assert all(error_code == 0 for error_code, *_ in response.resources), response
@@ -461,29 +463,43 @@ async def _set_topic_config(settings: Settings, topic: str, **config: str) -> No
 async def test_a_kafka_timestamp_past_year_9999_is_read_as_none_and_the_partition_goes_on(
     settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
 ) -> None:
-    """A Kafka timestamp is any int64 of milliseconds. The broker's default refuses one more
-    than an hour ahead; a topic that allows it hands bronze a time no datetime holds."""
-    pos = topics_for(settings).pos
+    """A Kafka timestamp is any int64 of milliseconds. Kafka 4's default refuses one more
+    than an hour ahead; a topic that allows it hands bronze (and silver, on the master
+    topics) a time no datetime holds."""
+    topics = topics_for(settings)
+    pos, stores = topics.pos, topics.master_stores
     await publish(settings, _masters(settings))
     producer = make_producer(settings)
     await producer.start()
     try:
         far = json.dumps(_sale("P-y10000", "S-F2")).encode()
+        await _allow_ahead(settings, pos, 3_600_000)
         with pytest.raises(InvalidTimestampError):
             await (await producer.send(pos, far, key=b"S-F2", timestamp_ms=YEAR_10000_MS))
-        await _set_topic_config(settings, pos, **{"message.timestamp.after.max.ms": str(2**62)})
+        for topic in (pos, stores):
+            await _allow_ahead(settings, topic, 2**62)
+        store = {"schema": "master.store/1", "store_id": "S-F9", "name": "Far", "region": "NCR",
+                 "city": "Far", "timezone": "Asia/Manila"}  # fmt: skip
         for timestamp_ms in (YEAR_10000_MS, 2**62):
             await (await producer.send(pos, far, key=b"S-F2", timestamp_ms=timestamp_ms))
+            for value in (store, {"schema": "master.store/1"}):  # the second is quarantined
+                body = json.dumps(value).encode()
+                await (await producer.send(stores, body, key=b"S-F9", timestamp_ms=timestamp_ms))
         behind = json.dumps(_sale("P-behind", "S-F2")).encode()
         await (await producer.send(pos, behind, key=b"S-F2"))
     finally:
         await producer.stop()
     await until_settled(db, 3)
+    await wait_for(lambda: db.fetchval("SELECT count(*) = 2 FROM scout.silver_quarantine"
+                                       " WHERE source_system = 'master'"), timeout=60)  # fmt: skip
     assert_never_stopped(chain)
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_master_stores") == 4
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    quarantined = await db.fetch("SELECT DISTINCT kafka_timestamp FROM scout.silver_quarantine")
+    assert [q["kafka_timestamp"] for q in quarantined] == [epoch]
     times = await db.fetch("SELECT raw_data->>'event_id' AS event_id, kafka_timestamp"
                            " FROM scout.bronze_transactions_raw WHERE kafka_topic = $1"
                            " ORDER BY kafka_offset", pos)  # fmt: skip
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert [(t["event_id"], t["kafka_timestamp"] == epoch) for t in times] == [
         ("P-y10000", True), ("P-y10000", True), ("P-behind", False)]  # fmt: skip
     assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 2
