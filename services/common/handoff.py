@@ -83,21 +83,41 @@ class DecodedRecord(NamedTuple):  # one per record: no setattr per field (frozen
     partner: str | None
 
 
+class UnreadableHandoff(ValueError):
+    """A bronze-landed message that is not bronze's (or is damaged): no record in it can be
+    trusted, and its records, if it had any, are in bronze (``scout replay`` rebuilds them)."""
+
+
+class NewerHandoff(Exception):
+    """A bronze-landed message of a newer version: silver waits (retries) to be upgraded,
+    since skipping it would leave bronze's records out of silver."""
+
+
 def decode_landed(message: bytes) -> list[DecodedRecord]:
-    body = json.loads(message, parse_float=Decimal)
-    if body.get("v") != HANDOFF_VERSION:
-        raise ValueError(f"unknown bronze-landed message version {body.get('v')!r}")
-    return [
-        DecodedRecord(
-            bronze_id=r["id"],
-            source_system=r["src"],
-            kafka_timestamp=datetime.fromtimestamp(r["kts"] / 1000, UTC),
-            raw=with_kind(r["raw"], r["src"], r.get("kind")),
-            batch_id=r["bid"],
-            partner=r["partner"],
-        )
-        for r in body["records"]
-    ]
+    """The records of one bronze-landed message, or :class:`UnreadableHandoff` /
+    :class:`NewerHandoff`."""
+    try:
+        body = json.loads(message, parse_float=Decimal)
+        version = body["v"]
+        if version != HANDOFF_VERSION:
+            if type(version) is int and version > HANDOFF_VERSION:
+                raise NewerHandoff(f"bronze-landed message version {version}: upgrade silver")
+            raise UnreadableHandoff(f"unknown bronze-landed message version {version!r:.40}")
+        return [
+            DecodedRecord(
+                bronze_id=r["id"],
+                source_system=r["src"],
+                kafka_timestamp=datetime.fromtimestamp(r["kts"] / 1000, UTC),
+                raw=with_kind(r["raw"], r["src"], r.get("kind")),
+                batch_id=r["bid"],
+                partner=r["partner"],
+            )
+            for r in body["records"]
+        ]
+    except (NewerHandoff, UnreadableHandoff):
+        raise
+    except Exception as exc:  # not JSON, or not the message's shape (KeyError, TypeError, …)
+        raise UnreadableHandoff(f"not a bronze-landed message: {type(exc).__name__}") from None
 
 
 def with_kind(raw: Any, source_system: str, kind: str | None) -> Any:

@@ -44,7 +44,7 @@ from services.silver_enricher.transform import Refiner
 
 log = logging.getLogger(__name__)
 LANDED_MESSAGES_PER_BATCH = 20  # each message already carries up to thousands of records
-MASTER_NAMESPACE = uuid.UUID("0b5c3f0e-8a0e-4f7e-a2a9-6f7f1d2c9e31")
+MESSAGE_NAMESPACE = uuid.UUID("0b5c3f0e-8a0e-4f7e-a2a9-6f7f1d2c9e31")
 
 
 def pii_key(settings: Settings) -> PiiKey:
@@ -84,7 +84,7 @@ class MasterHandler:
 
     async def _keep_unprocessable(self, event: Any, reason: str, detail: str) -> None:
         message = event.message
-        row = (_master_id(message), "master", rules.UNPROCESSABLE, None, f"{reason}: {detail}",
+        row = (message_id(message), "master", rules.UNPROCESSABLE, None, f"{reason}: {detail}",
                None, None, None, kafka_time(message.timestamp))  # fmt: skip
 
         async def write() -> None:
@@ -133,7 +133,7 @@ class MasterHandler:
                 await repo.upsert_products(conn, products)
             if rejected:
                 await conn.execute(repo.MERGE_QUARANTINE, *repo.columns([
-                    (_master_id(m), "master", r.rule, r.field, r.detail, None, None, None,
+                    (message_id(m), "master", r.rule, r.field, r.detail, None, None, None,
                      kafka_time(m.timestamp)) for m, r in rejected
                 ], 9))  # fmt: skip
         RECORDS_WRITTEN.labels(LAYER, "silver_master_stores").inc(len(stores))
@@ -169,8 +169,29 @@ class MasterHandler:
         return len(waiting) + len(unenriched)
 
 
-def _master_id(message: Any) -> uuid.UUID:
-    return uuid.uuid5(MASTER_NAMESPACE, f"{message.topic}:{message.partition}:{message.offset}")
+def message_id(message: Any) -> uuid.UUID:
+    """The quarantine id of a message that has no bronze id (a master record, or a
+    bronze-landed message that is not bronze's): from its Kafka coordinates."""
+    return uuid.uuid5(MESSAGE_NAMESPACE, f"{message.topic}:{message.partition}:{message.offset}")
+
+
+async def keep_unreadable(ctx: ServiceContext, unreadable: Sequence[tuple[Any, str]]) -> None:
+    """Quarantine bronze-landed messages that are not bronze's, by their coordinates (Kafka
+    keeps the bytes for its retention; any records of bronze's are in bronze), so silver
+    goes on behind them instead of retrying them forever."""
+    rows = [(message_id(m), "handoff", rules.UNPROCESSABLE, None,
+             f"{m.topic}:{m.partition}:{m.offset}: {why}", None, None, None,
+             kafka_time(m.timestamp)) for m, why in unreadable]  # fmt: skip
+
+    async def write() -> None:
+        pool = await ctx.pool()
+        async with pool.acquire() as conn:
+            await conn.execute(repo.MERGE_QUARANTINE, *repo.columns(rows, 9))
+
+    await retry(write, what="silver hand-off quarantine", on_retry=ctx.db_failed)
+    log.error("%d bronze-landed message(s) not bronze's were quarantined: %s", len(rows),
+              "; ".join(row[4] for row in rows[:3]))  # fmt: skip
+    RECORDS_REJECTED.labels(LAYER, rules.UNPROCESSABLE).inc(len(rows))
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -192,7 +213,16 @@ def build_app(settings: Settings) -> faust.App:
 
     async def handle_landed(events: Sequence[Any]) -> None:
         consumed = RECORDS_CONSUMED.labels(LAYER, events[0].message.topic)
-        await pipeline.process_landed([e.message.value for e in events], consumed.inc)
+        unreadable: list[tuple[Any, str]] = []
+
+        def skipped(n: int, why: str) -> None:
+            unreadable.append((events[n].message, why))
+
+        await pipeline.process_landed(
+            [e.message.value or b"" for e in events], consumed.inc, skipped
+        )
+        if unreadable:
+            await keep_unreadable(ctx, unreadable)
         ctx.db_ok()
 
     landed = app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes)

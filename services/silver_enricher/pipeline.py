@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from services.common.events import ProductRecord, StoreRecord, rules
-from services.common.handoff import DecodedRecord, decode_landed, with_kind
+from services.common.handoff import DecodedRecord, UnreadableHandoff, decode_landed, with_kind
 from services.common.isolation import isolate
 from services.common.lifecycle import retry
 from services.common.metrics import (
@@ -127,11 +127,15 @@ class SilverPipeline:
         return await self._merge_parts(parts(), recheck_master, reenrich)
 
     async def process_landed(
-        self, messages: Sequence[bytes], on_decoded: Callable[[int], None]
+        self,
+        messages: Sequence[bytes],
+        on_decoded: Callable[[int], None],
+        on_unreadable: Callable[[int, str], None],
     ) -> repo.MergeResult:
         """:meth:`process` for bronze-landed messages, each decoded (once, in the worker
         thread) only when its records are next: decoding overlaps the writes too.
-        ``on_decoded`` is told how many records each message held.
+        ``on_decoded`` is told how many records each message held; ``on_unreadable`` the
+        index and the reason of each message that is not bronze's, which is skipped.
 
         Small messages are gathered into one part: at a paced rate bronze hands off a few
         hundred records per message, and a transaction per message would spend silver's time
@@ -140,8 +144,12 @@ class SilverPipeline:
 
         async def parts() -> AsyncIterator[Sequence[DecodedRecord]]:
             pending: dict[str, DecodedRecord] = {}
-            for message in messages:
-                records = await asyncio.to_thread(decode_landed, message)
+            for n, message in enumerate(messages):
+                try:
+                    records = await asyncio.to_thread(decode_landed, message)
+                except UnreadableHandoff as exc:
+                    on_unreadable(n, str(exc))
+                    continue
                 on_decoded(len(records))
                 pending.update((r.bronze_id, r) for r in records)
                 while len(pending) >= PART_RECORDS:

@@ -38,7 +38,7 @@ from services.common.events import ProductRecord, StoreRecord, parse_master
 from services.common.kafka import create_topics, make_producer, topics_for
 from services.common.settings import Settings
 from services.devstack import kafka
-from services.silver_enricher.app import _master_id
+from services.silver_enricher.app import message_id
 from tests.fuzz import SKUS, STORES, payloads
 from tests.support import (
     ServiceProcess,
@@ -239,7 +239,7 @@ async def assert_master_records_accounted(
                 for batch in (await consumer.getmany(timeout_ms=1000)).values():
                     for message in batch:
                         seen += 1
-                        if _master_id(message) in quarantined:
+                        if message_id(message) in quarantined:
                             continue
                         parsed = parse_master(message.value or b"")
                         assert isinstance(parsed, StoreRecord | ProductRecord), message
@@ -505,6 +505,28 @@ async def test_a_kafka_timestamp_past_year_9999_is_read_as_none_and_the_partitio
     assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 2
     verify = gold_verify(settings)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_a_message_on_the_handoff_topic_that_is_not_bronzes_is_kept_and_skipped(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    """The hand-off topic is bronze's alone, but a Kafka user that may write to it (a
+    producer pointed at the wrong topic, a mirror) must not stop silver behind it."""
+    topics = topics_for(settings)
+    await publish(settings, _masters(settings))
+    foreign = [b"not json", b'{"v": "1"}', b'{"v": 1, "records": [{"id": "x"}]}']
+    # The same key as the sale behind: on one partition, in one of silver's batches.
+    await publish(settings, [(topics.bronze_landed, b"S-F2", value) for value in foreign])
+    await publish(settings, [(topics.pos, b"S-F2", json.dumps(_sale("P-after", "S-F2")).encode())])
+    await until_settled(db, 1)
+    assert_never_stopped(chain)
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 1
+    kept = await db.fetch("SELECT rule, detail FROM scout.silver_quarantine"
+                          " WHERE source_system = 'handoff' ORDER BY detail")  # fmt: skip
+    assert [k["rule"] for k in kept] == ["unprocessable"] * 3
+    assert all(k["detail"].startswith(topics.bronze_landed) for k in kept), kept
+    assert chain[1].metric("scout_records_rejected_total", layer="silver",
+                           reason="unprocessable") == 3  # fmt: skip
 
 
 async def _reset_group(settings: Settings, group: str, topics: Sequence[str]) -> None:

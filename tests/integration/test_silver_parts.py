@@ -159,9 +159,12 @@ async def test_small_landed_messages_are_merged_together(
             )
         ]  # fmt: skip
         decoded: list[int] = []
-        result = await pipeline.process_landed(messages, decoded.append)
+        unreadable: list[tuple[int, str]] = []
+        result = await pipeline.process_landed(
+            messages, decoded.append, lambda n, why: unreadable.append((n, why))
+        )
 
-    assert len(messages) == 25 and decoded == [10] * 25
+    assert len(messages) == 25 and decoded == [10] * 25 and not unreadable
     assert written == [100, 100, 50]
     assert result.changed_transactions == 250
     assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 250

@@ -18,6 +18,8 @@ from services.bronze_writer.transform import (
 from services.common.handoff import (
     MAX_MESSAGE_BYTES,
     LandedRecord,
+    NewerHandoff,
+    UnreadableHandoff,
     decode_landed,
     encode_landed,
 )
@@ -169,6 +171,32 @@ def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
     assert str(decoded.raw["total_amount"]) == "125.50"
     assert decoded.bronze_id == str(landing.rows[0].id)
     assert decoded.kafka_timestamp == K.timestamp
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"not json",
+        b"",
+        b"[1]",
+        b'{"records": []}',
+        b'{"v": "1", "records": []}',
+        b'{"v": 0, "records": []}',
+        b'{"v": 1}',
+        b'{"v": 1, "records": [{"id": "x"}]}',
+        b'{"v": 1, "records": {"id": "x"}}',
+        b'{"v": 1, "records": [{"id": "x", "src": "pos", "kts": 1e30, "raw": {}, "bid": null,'
+        b' "partner": null}]}',
+    ],
+)
+def test_a_handoff_message_that_is_not_bronzes_is_unreadable(message: bytes) -> None:
+    with pytest.raises(UnreadableHandoff):
+        decode_landed(message)
+
+
+def test_a_newer_handoff_version_waits_for_silver_to_be_upgraded() -> None:
+    with pytest.raises(NewerHandoff):
+        decode_landed(b'{"v": 2, "records": []}')
 
 
 def test_handoff_messages_stay_under_the_limit_in_bytes_not_characters() -> None:
