@@ -28,6 +28,7 @@ from services.common.events.types import (
     API_RECORDS_MAX,
     JSON_DEPTH_MAX,
     json_depth_exceeds,
+    storable_text,
     to_timestamp,
 )
 from services.common.handoff import LandedRecord, dump_exact_json
@@ -123,7 +124,7 @@ class ErrorRow:
 
     def as_record(self) -> tuple[Any, ...]:
         k = self.kafka
-        return (self.id, self.raw_bytes, self.reason, _storable_text(self.detail),
+        return (self.id, self.raw_bytes, self.reason, storable_text(self.detail),
                 self.source_system, k.topic, k.partition, k.offset, k.timestamp,
                 self.record_index)  # fmt: skip
 
@@ -207,11 +208,6 @@ def _encodable(parsed: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _storable_text(text: str) -> str:
-    """A detail fit for a text column (no NUL, no surrogates, bounded)."""
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
 
 
 def _refuse_constant(name: str) -> Any:

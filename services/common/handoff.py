@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from services.common.events.models import SOURCE_SYSTEMS
+
 HANDOFF_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # well under the producer's 8 MiB request limit
 
@@ -103,21 +105,35 @@ def decode_landed(message: bytes) -> list[DecodedRecord]:
             if type(version) is int and version > HANDOFF_VERSION:
                 raise NewerHandoff(f"bronze-landed message version {version}: upgrade silver")
             raise UnreadableHandoff(f"unknown bronze-landed message version {version!r:.40}")
-        return [
-            DecodedRecord(
-                bronze_id=r["id"],
-                source_system=r["src"],
-                kafka_timestamp=datetime.fromtimestamp(r["kts"] / 1000, UTC),
-                raw=with_kind(r["raw"], r["src"], r.get("kind")),
-                batch_id=r["bid"],
-                partner=r["partner"],
-            )
-            for r in body["records"]
-        ]
+        return [_decoded(r) for r in body["records"]]
     except (NewerHandoff, UnreadableHandoff):
         raise
     except Exception as exc:  # not JSON, or not the message's shape (KeyError, TypeError, …)
         raise UnreadableHandoff(f"not a bronze-landed message: {type(exc).__name__}") from None
+
+
+def _decoded(r: dict[str, Any]) -> DecodedRecord:
+    bronze_id, source, kts, batch_id, partner = r["id"], r["src"], r["kts"], r["bid"], r["partner"]
+    kind = r.get("kind")
+    # The head's types as bronze writes them: a head of other types is no bronze message.
+    # (Values bronze would not write, such as an id that is no UUID, are each kept on their
+    # own by silver's isolation.)
+    if not (type(bronze_id) is str and type(source) is str and source in SOURCE_SYSTEMS
+            and type(kts) is int and _text_or_none(batch_id) and _text_or_none(partner)
+            and _text_or_none(kind)):  # fmt: skip
+        raise UnreadableHandoff("not a bronze-landed message: a record's head is not bronze's")
+    return DecodedRecord(
+        bronze_id=bronze_id,
+        source_system=source,
+        kafka_timestamp=datetime.fromtimestamp(kts / 1000, UTC),
+        raw=with_kind(r["raw"], source, kind),
+        batch_id=batch_id,
+        partner=partner,
+    )
+
+
+def _text_or_none(value: object) -> bool:
+    return value is None or type(value) is str
 
 
 def with_kind(raw: Any, source_system: str, kind: str | None) -> Any:

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +36,7 @@ from services.common.metrics import (
 from services.silver_enricher import repo
 from services.silver_enricher.expectations import Context
 from services.silver_enricher.repo import BronzeRecordRow
-from services.silver_enricher.transform import QUARANTINE_TABLE, Refined, Refiner, store_of
+from services.silver_enricher.transform import Refined, Refiner, unprocessable_rows
 
 log = logging.getLogger(__name__)
 LAYER = "silver"
@@ -227,18 +226,14 @@ class SilverPipeline:
         await isolate(part, attempt, self._keep_unprocessable, layer=LAYER)
 
     async def _keep_unprocessable(self, record: DecodedRecord, reason: str, detail: str) -> None:
-        bronze_id = uuid.UUID(record.bronze_id)
-        quarantine = (bronze_id, record.source_system, rules.UNPROCESSABLE, None,
-                      f"{reason}: {detail}", store_of(record.raw), record.batch_id,
-                      record.partner, record.kafka_timestamp)  # fmt: skip
+        quarantine, lineage = unprocessable_rows(record, reason, detail)
 
         async def write() -> None:
             pool = await self.pool()
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(repo.MERGE_QUARANTINE, *repo.columns([quarantine], 9))
-                await conn.execute(
-                    repo.MERGE_LINEAGE, *repo.columns([(bronze_id, QUARANTINE_TABLE, None)], 3)
-                )
+                if lineage is not None:
+                    await conn.execute(repo.MERGE_LINEAGE, *repo.columns([lineage], 3))
 
         await retry(write, what="silver quarantine", on_retry=self.on_db_retry)
         RECORDS_REJECTED.labels(LAYER, rules.UNPROCESSABLE).inc()

@@ -24,7 +24,9 @@ from services.common.events import (
     StoreRecord,
     Transaction,
     parse_record,
+    rules,
 )
+from services.common.events.types import storable_or_none, storable_text
 from services.common.handoff import DecodedRecord
 from services.common.ids import NameIds
 from services.silver_enricher.expectations import (
@@ -234,6 +236,32 @@ class Refiner:
                                spend.spend, scrub_text(spend.partner), scrub_text(spend.batch_id),
                                record.bronze_id, record.kafka_timestamp)  # fmt: skip
         out.lineage.append((record.bronze_id, SPEND_TABLE, None))
+
+
+# uuid5 namespace of the quarantine id of a hand-off record whose id is no UUID (not bronze's).
+FOREIGN_RECORD_NAMESPACE = uuid.UUID("3f1e9a64-27c5-4b8e-9d0a-6c4b2e8f7a15")
+
+
+def unprocessable_rows(
+    record: DecodedRecord, reason: str, detail: str
+) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """The quarantine row (and lineage row, if any) of a record silver could not store.
+
+    The last resort trusts no field: a record that fails alone may fail *because* of one, and
+    failing again here would stop silver on it. An id that is no UUID is not bronze's: the
+    record is kept as the hand-off's (source ``handoff``, no lineage). A text PostgreSQL
+    cannot store (NUL, a lone surrogate) is left out, and the detail made storable.
+    """
+    try:
+        bronze_id = uuid.UUID(record.bronze_id)
+        source, lineage = record.source_system, (bronze_id, QUARANTINE_TABLE, None)
+    except (ValueError, TypeError, AttributeError):
+        bronze_id = uuid.uuid5(FOREIGN_RECORD_NAMESPACE, repr(record.bronze_id)[:200])
+        source, lineage = "handoff", None
+    row = (bronze_id, source, rules.UNPROCESSABLE, None, storable_text(f"{reason}: {detail}"),
+           storable_or_none(store_of(record.raw)), scrub_text(storable_or_none(record.batch_id)),
+           scrub_text(storable_or_none(record.partner)), record.kafka_timestamp)  # fmt: skip
+    return row, lineage
 
 
 def store_of(raw: Any) -> str | None:

@@ -529,6 +529,51 @@ async def test_a_message_on_the_handoff_topic_that_is_not_bronzes_is_kept_and_sk
                            reason="unprocessable") == 3  # fmt: skip
 
 
+async def test_foreign_records_in_a_well_shaped_handoff_message_are_kept_and_skipped(
+    settings: Settings, db: asyncpg.Connection, chain: list[ServiceProcess]
+) -> None:
+    """A hand-off message of the right shape whose records bronze did not write (an id that
+    is no UUID, fields of the wrong type, text PostgreSQL cannot store): each is kept by the
+    last resort, which trusts none of its fields, and silver goes on behind them."""
+    topics = topics_for(settings)
+    await publish(settings, _masters(settings))
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+
+    def record(n: int, **head: Any) -> dict[str, Any]:
+        raw = head.pop("raw", None) or _sale(f"P-foreign-{n}", "S-F2")
+        return {"id": str(uuid.uuid4()), "src": "pos", "kts": now_ms, "bid": None,
+                "partner": None, **head, "raw": raw}  # fmt: skip
+
+    # A head of the wrong type is no bronze message: each of these is kept as one message.
+    heads = [record(1, id=42), record(2, src=5), record(3, src="csv"), record(4, bid=7),
+             record(5, partner=["p"]), record(6, kts="0")]  # fmt: skip
+    # Heads of the right type: each record is kept on its own.
+    records = [record(7, id="not-a-uuid"), record(8, raw=_sale("P-foreign-8", "S-F2\u0000")),
+               record(9, raw=_sale("P-foreign-9", "\ud800S-F2"))]  # fmt: skip
+    messages = [*([r] for r in heads), records]
+    await publish(
+        settings,
+        [
+            (topics.bronze_landed, b"S-F2", json.dumps({"v": 1, "records": m}).encode())
+            for m in messages
+        ],
+    )
+    await publish(settings, [(topics.pos, b"S-F2", json.dumps(_sale("P-after", "S-F2")).encode())])
+    await until_settled(db, 1)
+    assert_never_stopped(chain)
+    landed = await db.fetch("SELECT b.raw_data->>'event_id' AS e FROM scout.silver_lineage"
+                            " JOIN scout.bronze_transactions_raw b ON id = bronze_id")  # fmt: skip
+    assert [r["e"] for r in landed] == ["P-after"]
+    kept = await db.fetch("SELECT source_system, store_id FROM scout.silver_quarantine"
+                          " WHERE rule = 'unprocessable'")  # fmt: skip
+    # Not bronze's by its head (id, source, batch, partner): kept as the hand-off's; bronze's
+    # by its head, its text unstorable: kept under its source, without the text.
+    assert sorted(k["source_system"] for k in kept) == ["handoff"] * 7 + ["pos"] * 2, kept
+    assert all(k["store_id"] in (None, "S-F2") for k in kept), kept
+    assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned"
+                             " WHERE event_id LIKE 'P-foreign-%'") == 0  # fmt: skip
+
+
 async def _reset_group(settings: Settings, group: str, topics: Sequence[str]) -> None:
     """Commit offset 0 on every partition of ``topics`` for the (stopped) consumer group."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,

@@ -173,6 +173,11 @@ def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
     assert decoded.kafka_timestamp == K.timestamp
 
 
+HEAD = {"id": "x", "src": "pos", "kts": 0, "bid": None, "partner": None, "raw": {}}
+FOREIGN_HEADS = ({"id": 1}, {"src": 5}, {"src": "csv"}, {"kts": "0"}, {"kts": 1.5},
+                 {"kts": True}, {"bid": 7}, {"partner": ["p"]}, {"kind": {}})  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -187,11 +192,21 @@ def test_handoff_round_trip_keeps_raw_json_exactly() -> None:
         b'{"v": 1, "records": {"id": "x"}}',
         b'{"v": 1, "records": [{"id": "x", "src": "pos", "kts": 1e30, "raw": {}, "bid": null,'
         b' "partner": null}]}',
+        # a head of types bronze does not write
+        *(
+            json.dumps({"v": 1, "records": [{**HEAD, **change}]}).encode()
+            for change in FOREIGN_HEADS
+        ),
     ],
 )
 def test_a_handoff_message_that_is_not_bronzes_is_unreadable(message: bytes) -> None:
     with pytest.raises(UnreadableHandoff):
         decode_landed(message)
+
+
+def test_a_head_of_bronzes_types_is_readable() -> None:
+    message = json.dumps({"v": 1, "records": [{**HEAD, "id": "not-a-uuid", "kind": "k"}]})
+    assert decode_landed(message.encode())[0].bronze_id == "not-a-uuid"  # isolated in silver
 
 
 def test_a_newer_handoff_version_waits_for_silver_to_be_upgraded() -> None:

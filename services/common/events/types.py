@@ -270,6 +270,22 @@ def _storable(value: str) -> str:
     return value
 
 
+def storable_or_none(value: object) -> str | None:
+    """``value`` if it is a text PostgreSQL can hold, else None (for a field kept as is or
+    not at all, as when a record that failed on its own is kept)."""
+    if type(value) is not str:
+        return None
+    try:
+        return _storable(value)
+    except PydanticCustomError:
+        return None
+
+
+def storable_text(text: str) -> str:
+    """A detail fit for a text column: NUL dropped, unpaired surrogates replaced, bounded."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
+
+
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
     return names.get(type(value), type(value).__name__)
