@@ -26,6 +26,7 @@ from services.common.settings import load_settings
 COMMANDS = {
     "dev": "services.devstack.commands",
     "migrate": "services.common.commands",
+    "kafka": "services.common.kafka_commands",
     "schemas": "services.common.schema_commands",
     "run": "services.runner",
     "simulate": "services.simulator.commands",

@@ -60,6 +60,7 @@ def run_one(service: str, settings: Settings) -> int:
         raise ConfigError(f"service {service!r} is not built in this version")
     import faust  # heavy import, only for workers
 
+    settings = settings.as_service(service)
     asyncio.run(create_topics(settings))
     module = importlib.import_module(SERVICES[service])
     app = module.build_app(settings)

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from services.common import kafka_acls
 from services.common.kafka import create_topics, delete_topics_with_prefix
 from services.common.logins import Login, drop_logins, ensure_logins, new_logins
 from services.common.migrations import default_migrations_dir, load_migrations, migrate
@@ -199,7 +200,13 @@ async def settings(
         batch_wait_s=0.05,
     )
     await create_topics(test_settings)
+    # The secure stack's broker enforces ACLs: each service's, for this test's topics.
+    acls = kafka_acls.all_acls(test_settings) if test_settings.kafka_sasl_username_bronze else []
+    if acls:
+        await kafka_acls.grant(test_settings, acls)
     yield test_settings
+    if acls:
+        await kafka_acls.grant(test_settings, acls, revoke=True)
     await delete_topics_with_prefix(test_settings, topic_prefix)
 
 

@@ -72,6 +72,12 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         own = getattr(settings, f"database_url_{service}")
         if own is not None:
             env[f"SCOUT_DATABASE_URL_{service.upper()}"] = own.get_secret_value()
+        user, password = (
+            getattr(settings, f"kafka_sasl_{k}_{service}") for k in ("username", "password")
+        )
+        if user is not None and password is not None:  # the secure stack: its own Kafka user
+            env[f"SCOUT_KAFKA_SASL_USERNAME_{service.upper()}"] = user
+            env[f"SCOUT_KAFKA_SASL_PASSWORD_{service.upper()}"] = password.get_secret_value()
     if settings.pii_key is not None:
         env["SCOUT_PII_KEY"] = settings.pii_key.get_secret_value()
     # The registry the test uses, named explicitly: a child with its own state dir (scout

@@ -182,7 +182,7 @@ def make_app(
     only for acknowledged events, and the agents acknowledge a batch only after its
     database transaction commits.
     """
-    app_id = f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
+    app = app_id(settings, service)
     defaults: dict[str, Any] = {
         "broker": broker_url(settings),
         "value_serializer": "raw",
@@ -213,13 +213,18 @@ def make_app(
         "web_bind": settings.web_host,
         "web_port": settings.web_port_for(service),
         "web_host": settings.web_host,
-        "datadir": str(datadir or settings.state_dir / "faust" / app_id),
+        "datadir": str(datadir or settings.state_dir / "faust" / app),
         "logging_config": None,
         **faust_security(settings),
     }
     defaults.update(config)
     Path(defaults["datadir"]).mkdir(parents=True, exist_ok=True)
-    return faust.App(app_id, **defaults)
+    return faust.App(app, **defaults)
+
+
+def app_id(settings: Settings, service: str) -> str:
+    """The Faust app id of ``service``: its consumer group, and its internal topics' prefix."""
+    return f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
 
 
 async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
@@ -247,7 +252,8 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
         if new:
             # Another process may create them at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+                response = await admin.create_topics(new)
+                _check_created(response, settings)
             # Creation is asynchronous in the cluster: wait until metadata shows them, so a
             # consumer subscribing right after does not skip a "missing" topic.
             wanted = {t.name for t in new}
@@ -257,6 +263,25 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
                 await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+_TOPIC_ALREADY_EXISTS, _TOPIC_AUTHORIZATION_FAILED = 36, 29
+
+
+def _check_created(response: Any, settings: Settings) -> None:
+    """Raise on a topic the broker refused to create (other than one that now exists)."""
+    refused = [(topic, code) for topic, code, *_ in response.topic_errors
+               if code not in (0, _TOPIC_ALREADY_EXISTS)]  # fmt: skip
+    if not refused:
+        return
+    if all(code == _TOPIC_AUTHORIZATION_FAILED for _, code in refused):
+        raise ConfigError(
+            f"Kafka topics {', '.join(t for t, _ in refused)} do not exist (or are not visible)"
+            f" and user {settings.kafka_sasl_username!r} may not create them: create the"
+            " pipeline's topics as the cluster's admin, and grant each service its ACLs"
+            " (`scout kafka acls`)"
+        )
+    raise ServiceUnavailableError(f"Kafka refused to create topics: {refused}")
 
 
 async def delete_topics_with_prefix(settings: Settings, prefix: str) -> None:

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # Each service's own SASL user, for one environment that runs several services (the
+    # local stack, the tests); a deployment gives each workload its own SCOUT_KAFKA_SASL_*.
+    kafka_sasl_username_bronze: str | None = None
+    kafka_sasl_password_bronze: SecretStr | None = None
+    kafka_sasl_username_silver: str | None = None
+    kafka_sasl_password_silver: SecretStr | None = None
+    kafka_sasl_username_gold: str | None = None
+    kafka_sasl_password_gold: SecretStr | None = None
+    kafka_sasl_username_platinum: str | None = None
+    kafka_sasl_password_platinum: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None  # CA bundle that signed the brokers' certificates
     kafka_ssl_check_hostname: bool = True
     # The owner's URL: migrations, retention, erasure and the local tools. TLS to PostgreSQL
@@ -115,6 +125,17 @@ class Settings(BaseSettings):
         """The URL ``service`` connects with: its own login when configured."""
         own: SecretStr | None = getattr(self, f"database_url_{service}", None)
         return (own or self.database_url).get_secret_value()
+
+    def as_service(self, service: str) -> Settings:
+        """These settings as ``service`` speaks to Kafka: as its own SASL user when one is
+        configured for it (``kafka_sasl_username_<service>``)."""
+        user: str | None = getattr(self, f"kafka_sasl_username_{service}", None)
+        password: SecretStr | None = getattr(self, f"kafka_sasl_password_{service}", None)
+        if user is None or password is None:
+            return self
+        return self.model_copy(
+            update={"kafka_sasl_username": user, "kafka_sasl_password": password}
+        )
 
     def db_role(self, service: str) -> str | None:
         """The role ``service`` acts as in PostgreSQL, or None to keep the login user."""

@@ -133,6 +133,9 @@ def fetch_jars(settings: Settings) -> Path:
     return libs
 
 
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
 def _listener_lines(settings: Settings) -> list[str]:
     port, controller_port = settings.kafka_port, settings.kafka_port + 1
     if not settings.dev_secure:
@@ -165,6 +168,11 @@ def _listener_lines(settings: Settings) -> list[str]:
         f"ssl.truststore.location={files.ca_cert}",
         "ssl.endpoint.identification.algorithm=https",
         "ssl.client.auth=none",
+        # The broker enforces each service's ACLs (services/common/kafka_acls.py). The admin
+        # is a super user, and so is the loopback controller listener's unauthenticated
+        # principal (the broker's own link to its controller).
+        f"authorizer.class.name={AUTHORIZER}",
+        f"super.users=User:{tls.KAFKA_ADMIN};User:ANONYMOUS",
     ]
 
 

@@ -7,15 +7,18 @@ external service that ``up`` and ``down`` leave alone and ``status`` only checks
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
+from services.common import kafka_acls
 from services.common.db import redact_dsn
 from services.common.errors import ConfigError
-from services.common.kafka import client_security
-from services.common.settings import Settings
+from services.common.kafka import client_security, create_topics
+from services.common.settings import SERVICE_ROLES, Settings
 from services.devstack import kafka, logins, postgres, registry, tls
 
 # The secure stack's defaults: beside the plaintext one, never on its ports or state.
@@ -59,8 +62,19 @@ def secure(settings: Settings) -> Settings:
             "kafka_sasl_password": SecretStr(creds.kafka_admin_password),
             "kafka_ssl_cafile": tls.TlsFiles(state / "tls").ca_cert,
             "database_url": SecretStr(postgres.url(base)),
+            **service_kafka_users(creds),
         }
     )
+
+
+def service_kafka_users(creds: tls.Credentials) -> dict[str, Any]:
+    """Each service's own SCRAM user, as settings (``kafka_sasl_username_<service>``, …)."""
+    users: dict[str, Any] = {}
+    for service in SERVICE_ROLES:
+        user = tls.kafka_user(service)
+        users[f"kafka_sasl_username_{service}"] = user
+        users[f"kafka_sasl_password_{service}"] = SecretStr(creds.kafka[user])
+    return users
 
 
 SECURE_MARKER = "secure-stack"
@@ -116,6 +130,10 @@ def up(settings: Settings) -> list[tuple[Component, bool]]:
     if _kafka_managed(settings):
         pid, started = kafka.up(settings)
         results.append((Component("kafka", kafka_address(settings), True, pid, True), started))
+        if settings.dev_secure:
+            # With the authorizer on, the services may not create topics: the admin does,
+            # then grants each service its own (idempotent, so every `up` repeats it).
+            asyncio.run(_provision_kafka(settings))
     if _pg_managed(settings):
         pid, started = postgres.up(settings)
         address = redact_dsn(database_url(settings))
@@ -126,6 +144,11 @@ def up(settings: Settings) -> list[tuple[Component, bool]]:
             (Component("registry", settings.registry_url(), True, reg_pid, True), started)
         )
     return results
+
+
+async def _provision_kafka(settings: Settings) -> None:
+    await create_topics(settings)
+    await kafka_acls.grant(settings, kafka_acls.all_acls(settings))
 
 
 def exports(settings: Settings) -> dict[str, str]:
@@ -150,6 +173,12 @@ def exports(settings: Settings) -> dict[str, str]:
             ),
             "SCOUT_KAFKA_SSL_CAFILE": str(settings.kafka_ssl_cafile),
         }
+        for service in SERVICE_ROLES:
+            user = getattr(settings, f"kafka_sasl_username_{service}")
+            password = getattr(settings, f"kafka_sasl_password_{service}")
+            if user and password:
+                env[f"SCOUT_KAFKA_SASL_USERNAME_{service.upper()}"] = user
+                env[f"SCOUT_KAFKA_SASL_PASSWORD_{service.upper()}"] = password.get_secret_value()
     if _pg_managed(settings):
         env |= logins.ensure(settings.state_dir, database_url(settings))
     return env

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.errors import ServiceUnavailableError
+from services.common.kafka_acls import default_user
 from services.common.settings import SERVICE_ROLES
 from services.devstack.process import require_tool
 
@@ -62,7 +63,7 @@ class Credentials:
 
 
 def kafka_user(service: str) -> str:
-    return f"scout-{service}"
+    return default_user(service)
 
 
 def _openssl(*args: str) -> None:

@@ -1,5 +1,6 @@
-"""The secure stack really is: Kafka only over SASL_SSL with valid SCRAM credentials,
-PostgreSQL only over TLS, and the services' own connections encrypted.
+"""The secure stack really is: Kafka only over SASL_SSL with valid SCRAM credentials, each
+service on its own Kafka user limited by the broker's ACLs, PostgreSQL only over TLS, and the
+services' own connections encrypted.
 
 Runs in the secure CI job (``.ci/run`` → ``scout dev up --secure``), marked ``secure_stack``
 so the plaintext default run leaves it out.
@@ -8,16 +9,22 @@ so the plaintext default run leaves it out.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from services.common.db import create_pool
-from services.common.kafka import client_security
+from services.common.kafka import app_id, client_security, make_producer, topics_for
 from services.common.settings import SERVICE_ROLES, Settings
+from tests.support import settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.secure_stack]
 
@@ -44,6 +51,68 @@ async def test_kafka_needs_tls_and_valid_scram_credentials(settings: Settings) -
     assert not await _kafka_answers(
         settings.kafka_bootstrap, **(good | {"sasl_plain_password": "x"})
     )
+
+
+async def _write(settings: Settings, topic: str) -> str:
+    """ "ok", or the name of the error the broker answered a write to ``topic`` with."""
+    producer = make_producer(settings, request_timeout_ms=10_000, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"k")
+    except KafkaError as exc:
+        return type(exc).__name__
+    finally:
+        await producer.stop()
+    return "ok"
+
+
+async def _read(settings: Settings, topic: str, group: str) -> str:
+    """ "ok", or the name of the error the broker answered a read of ``topic`` with."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+                                enable_auto_commit=False, **client_security(settings))  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        await consumer.getmany(timeout_ms=3000)
+        await consumer.commit()
+    except KafkaError as exc:
+        return type(exc).__name__
+    finally:
+        await consumer.stop()
+    return "ok"
+
+
+async def test_each_service_may_use_only_its_own_topics_and_group(settings: Settings) -> None:
+    """The broker, not the code, keeps a service to its topics: a leaked service password
+    cannot inject records into silver through the hand-off topic, nor read raw sales."""
+    assert settings.kafka_sasl_username_silver, "run against the secure stack (its users)"
+    topics = topics_for(settings)
+    bronze, silver, gold = (settings.as_service(s) for s in ("bronze", "silver", "gold"))
+    assert {bronze.kafka_sasl_username, silver.kafka_sasl_username, gold.kafka_sasl_username,
+            settings.kafka_sasl_username} == {"scout-bronze", "scout-silver", "scout-gold",
+                                              "scout-admin"}  # fmt: skip
+    refused = "TopicAuthorizationFailedError"
+    assert await _write(bronze, topics.bronze_landed) == "ok"
+    for service in ("silver", "gold", "platinum"):
+        assert await _write(settings.as_service(service), topics.bronze_landed) == refused
+    assert await _write(bronze, topics.pos) == refused  # it reads its sources, never writes
+    assert await _write(silver, topics.master_stores) == refused
+    assert await _read(silver, topics.bronze_landed, app_id(settings, "silver")) == "ok"
+    assert await _read(gold, topics.pos, app_id(settings, "gold")) == refused
+    assert await _read(gold, topics.gold_shards, app_id(settings, "silver")) == (
+        "GroupAuthorizationFailedError")  # fmt: skip
+
+
+def test_a_service_may_not_create_the_pipelines_topics(settings: Settings) -> None:
+    """Topics are the admin's to create: a service whose topics are missing stops, saying so."""
+    assert settings.kafka_sasl_username_gold, "run against the secure stack (its users)"
+    bare = settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}."})
+    command = [sys.executable, "-m", "services.cli", "run", "gold"]
+    run = subprocess.run(command, env=settings_env(bare), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "user 'scout-gold' may not create them" in run.stderr, run.stderr[-2000:]
 
 
 def _with_sslmode(url: str, mode: str) -> str:

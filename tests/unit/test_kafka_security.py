@@ -8,14 +8,17 @@ import faust
 import pytest
 
 from services.common.errors import ConfigError
-from services.common.kafka import client_security, faust_security
-from services.common.settings import Settings
+from services.common.kafka import client_security, faust_security, topics_for
+from services.common.kafka_acls import all_acls, kafka_acls_commands
+from services.common.settings import SERVICE_ROLES, Settings
 
 
 def _settings(**values: object) -> Settings:
     """Explicit values only: the environment of the shell (a secure stack's) must not leak in."""
     plain = {"kafka_security_protocol": "PLAINTEXT", "kafka_sasl_username": None,
              "kafka_sasl_password": None, "kafka_ssl_cafile": None}  # fmt: skip
+    for service in SERVICE_ROLES:
+        plain |= {f"kafka_sasl_username_{service}": None, f"kafka_sasl_password_{service}": None}
     return Settings(**(plain | values))  # type: ignore[arg-type]
 
 
@@ -57,3 +60,46 @@ def test_sasl_plaintext_has_no_tls() -> None:
                   kafka_sasl_password="p")  # fmt: skip
     assert "ssl_context" not in client_security(s)
     assert faust_security(s)["broker_credentials"].protocol.value == "SASL_PLAINTEXT"
+
+
+def test_a_service_speaks_as_its_own_user_when_one_is_configured() -> None:
+    s = _settings(kafka_sasl_username="scout-admin", kafka_sasl_password="admin",
+                  kafka_sasl_username_silver="scout-silver",
+                  kafka_sasl_password_silver="pw")  # fmt: skip
+    silver, gold = s.as_service("silver"), s.as_service("gold")
+    assert silver.kafka_sasl_username == "scout-silver"
+    assert silver.kafka_sasl_password is not None
+    assert silver.kafka_sasl_password.get_secret_value() == "pw"
+    assert gold is s  # none of its own: the process's one user
+
+
+def test_each_service_may_touch_only_its_own_topics() -> None:
+    s = _settings(topic_prefix="p.")
+    topics = topics_for(s)
+    acls = all_acls(s, {"gold": "g"})
+    by = {(a.principal, a.operation, a.name) for a in acls if a.resource == "topic"}
+    # Only bronze writes the hand-off; nobody writes a source or master topic.
+    writers = {(p, name) for p, op, name in by if op in ("WRITE", "ALL")}
+    assert writers == {("User:scout-bronze", topics.bronze_landed),
+                       *((f"User:{u}", f"p-{svc}-") for svc, u in (("bronze", "scout-bronze"),
+                         ("silver", "scout-silver"), ("gold", "g"),
+                         ("platinum", "scout-platinum")))}  # fmt: skip
+    reads = {name for p, op, name in by if op == "READ" and p == "User:scout-silver"}
+    assert reads == {topics.bronze_landed, topics.master_stores, topics.master_products}
+    assert {name for p, op, name in by if op == "READ" and p == "User:g"} == {topics.gold_shards}
+    groups = {(a.principal, a.name) for a in acls if a.resource == "group"}
+    assert groups == {("User:scout-bronze", "p-bronze"), ("User:scout-silver", "p-silver"),
+                      ("User:g", "p-gold"), ("User:scout-platinum", "p-platinum")}  # fmt: skip
+    # Every pipeline topic is covered by some service's prefixed DESCRIBE (lag, start check).
+    assert all(a.name == "p." for a in acls if a.operation == "DESCRIBE")
+
+
+def test_printed_acl_commands_name_pattern_and_group() -> None:
+    acls = all_acls(_settings(topic_prefix="p."))
+    lines = kafka_acls_commands(acls, "b:9093", "admin.properties")
+    assert len(lines) == len(acls)
+    assert (
+        "kafka-acls.sh --bootstrap-server b:9093 --command-config admin.properties --add"
+        " --allow-principal User:scout-silver --operation Read --group p-silver"
+    ) in lines
+    assert any(line.endswith("--topic p. --resource-pattern-type prefixed") for line in lines)

@@ -1,0 +1,156 @@
+"""Each service's Kafka permissions: the ACLs a broker with an authorizer enforces.
+
+One list (:func:`service_acls`), the rule in one place: the secure local stack and the test
+harness grant it (:func:`grant`), ``scout kafka acls`` prints it as ``kafka-acls.sh``
+commands for a cluster's operator. A service may see the pipeline's topics (describe: the
+lag gauges and the topic check at start), read what it consumes, write what it produces,
+use its own consumer group and its Faust app's internal topics (the leader topic), and
+nothing else: no service may write the internal hand-off topic but bronze, and none may
+create a pipeline topic, alter a configuration or act on another service's group.
+Producers of the source topics (POS, partners, devices) are the cluster's to grant:
+write on their topic only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+from services.common.kafka import app_id, topics_for
+from services.common.settings import SERVICE_ROLES, Settings
+
+Operation = Literal["READ", "WRITE", "DESCRIBE", "ALL"]
+
+
+class Acl(NamedTuple):
+    """One ALLOW binding, for any host."""
+
+    principal: str  # User:<SASL user>
+    resource: Literal["topic", "group"]
+    name: str
+    pattern: Literal["literal", "prefixed"]
+    operation: Operation
+
+
+def default_user(service: str) -> str:
+    """The SASL user a service is given unless told otherwise (the local stack's names)."""
+    return f"scout-{service}"
+
+
+def service_acls(settings: Settings, service: str, user: str) -> list[Acl]:
+    """What ``service``, as SASL user ``user``, may do on the topics of ``settings``."""
+    topics, app = topics_for(settings), app_id(settings, service)
+    reads: dict[str, Sequence[str]] = {
+        "bronze": topics.sources,
+        "silver": (topics.bronze_landed, *topics.compacted),
+        "gold": (topics.gold_shards,),
+        "platinum": (),
+    }
+    writes: dict[str, Sequence[str]] = {"bronze": (topics.bronze_landed,)}
+    principal = f"User:{user}"
+
+    def acl(resource: Literal["topic", "group"], name: str, op: Operation,
+            pattern: Literal["literal", "prefixed"] = "literal") -> Acl:  # fmt: skip
+        return Acl(principal, resource, name, pattern, op)
+
+    return [
+        acl("topic", topics.prefix, "DESCRIBE", "prefixed"),
+        *(acl("topic", name, "READ") for name in reads[service]),
+        *(acl("topic", name, "WRITE") for name in writes.get(service, ())),
+        acl("group", app, "READ"),
+        acl("topic", f"{app}-", "ALL", "prefixed"),  # Faust's <app id>-__assignor-__leader
+    ]
+
+
+def all_acls(settings: Settings, users: Mapping[str, str] | None = None) -> list[Acl]:
+    """Every service's ACLs; each as ``users[service]``, else its configured own user
+    (``kafka_sasl_username_<service>``), else :func:`default_user`."""
+
+    def user(service: str) -> str:
+        own: str | None = getattr(settings, f"kafka_sasl_username_{service}")
+        return (users or {}).get(service) or own or default_user(service)
+
+    return [
+        acl for service in SERVICE_ROLES for acl in service_acls(settings, service, user(service))
+    ]
+
+
+def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str, command_config: str) -> list[str]:
+    """``kafka-acls.sh`` command lines that grant ``acls``."""
+    lines = []
+    for a in acls:
+        target = f"--topic {a.name}" if a.resource == "topic" else f"--group {a.name}"
+        pattern = " --resource-pattern-type prefixed" if a.pattern == "prefixed" else ""
+        lines.append(
+            f"kafka-acls.sh --bootstrap-server {bootstrap} --command-config {command_config}"
+            f" --add --allow-principal {a.principal} --operation {a.operation.title()}"
+            f" {target}{pattern}"
+        )
+    return lines
+
+
+def _confluent() -> Any:
+    # librdkafka's admin client (the ACL API aiokafka lacks); imported only when granting.
+    return importlib.import_module("confluent_kafka.admin")
+
+
+def _admin(settings: Settings) -> Any:
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_sasl_username or "",
+            "sasl.password": password.get_secret_value() if password else "",
+        }
+    if settings.kafka_ssl_cafile is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    if not settings.kafka_ssl_check_hostname:
+        config["ssl.endpoint.identification.algorithm"] = "none"
+    return _confluent().AdminClient(config)
+
+
+def _bindings(acls: Iterable[Acl], *, filters: bool = False) -> list[Any]:
+    ck = _confluent()
+    kind = ck.AclBindingFilter if filters else ck.AclBinding
+    return [kind(ck.ResourceType[a.resource.upper()], a.name,
+                 ck.ResourcePatternType[a.pattern.upper()], a.principal, "*",
+                 ck.AclOperation[a.operation], ck.AclPermissionType.ALLOW)
+            for a in acls]  # fmt: skip
+
+
+def _every_binding() -> Any:
+    ck = _confluent()
+    return ck.AclBindingFilter(ck.ResourceType.ANY, None, ck.ResourcePatternType.ANY, None,
+                               None, ck.AclOperation.ANY, ck.AclPermissionType.ANY)  # fmt: skip
+
+
+def _grant(settings: Settings, acls: Sequence[Acl], revoke: bool) -> None:
+    admin = _admin(settings)
+    bindings = _bindings(acls, filters=revoke)
+    futures = (admin.delete_acls if revoke else admin.create_acls)(bindings, request_timeout=30)
+    for future in futures.values():
+        future.result(timeout=60)  # an error (no authorizer, not allowed) raises here
+    # The controller commits them; the broker applies them a moment later: wait for that, so
+    # a client started next is not refused (and caches no refusal).
+    wanted = set(_bindings(acls))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        present = set(admin.describe_acls(_every_binding(), request_timeout=10).result())
+        if wanted.isdisjoint(present) if revoke else wanted <= present:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the broker did not apply {len(wanted)} ACL change(s) in 30 s")
+
+
+async def grant(settings: Settings, acls: Sequence[Acl], *, revoke: bool = False) -> None:
+    """Create (or delete) ``acls`` as ``settings``' user, which must be allowed to alter the
+    cluster's ACLs (the stack's admin), and wait until the broker applies them. Creating an
+    existing binding changes nothing."""
+    await asyncio.to_thread(_grant, settings, acls, revoke)
