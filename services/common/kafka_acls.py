@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
@@ -90,6 +91,30 @@ def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str, command_config: str
             f" {target}{pattern}"
         )
     return lines
+
+
+def strimzi_users(acls: Iterable[Acl], cluster: str) -> str:
+    """Strimzi ``KafkaUser`` resources (SCRAM-SHA-512, simple authorization) granting
+    ``acls``, one per principal, as YAML documents."""
+    by_user: dict[str, list[Acl]] = {}
+    for a in acls:
+        by_user.setdefault(a.principal.removeprefix("User:"), []).append(a)
+    docs = []
+    for user, granted in by_user.items():
+        lines = ["apiVersion: kafka.strimzi.io/v1beta2", "kind: KafkaUser", "metadata:",
+                 f"  name: {json.dumps(user)}", "  labels:",
+                 f"    strimzi.io/cluster: {json.dumps(cluster)}", "spec:",
+                 "  authentication:", "    type: scram-sha-512", "  authorization:",
+                 "    type: simple", "    acls:"]  # fmt: skip
+        for a in granted:
+            pattern = "prefix" if a.pattern == "prefixed" else "literal"
+            lines += ["      - resource:", f"          type: {a.resource}",
+                      f"          name: {json.dumps(a.name)}",
+                      f"          patternType: {pattern}",
+                      f"        operations: [{a.operation.title()}]",
+                      '        host: "*"']  # fmt: skip
+        docs.append("\n".join(lines))
+    return "---\n" + "\n---\n".join(docs) + "\n"
 
 
 def _confluent() -> Any:

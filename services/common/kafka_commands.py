@@ -1,4 +1,5 @@
-"""``scout kafka acls [--grant]``: each service's Kafka ACLs, printed or granted.
+"""``scout kafka acls [--strimzi CLUSTER | --grant]``: each service's Kafka ACLs, printed
+(``kafka-acls.sh`` commands or Strimzi ``KafkaUser`` resources) or granted.
 
 The list is :func:`services.common.kafka_acls.all_acls`, the one the secure local stack and
 the tests grant: an operator applies the same with ``kafka-acls.sh`` (the printed commands),
@@ -37,6 +38,8 @@ def register(subparsers: Any) -> None:
                       help="the SASL user of a service (repeatable)")  # fmt: skip
     acls.add_argument("--command-config", default="admin.properties",
                       help="the --command-config file of the printed commands")  # fmt: skip
+    acls.add_argument("--strimzi", metavar="CLUSTER", default=None,
+                      help="print them as KafkaUser resources of this Strimzi cluster")  # fmt: skip
     acls.add_argument("--grant", action="store_true", help="create them instead of printing")
     acls.set_defaults(func=_acls)
 
@@ -57,6 +60,9 @@ def _acls(args: argparse.Namespace, settings: Settings) -> int:
     if args.grant:
         asyncio.run(kafka_acls.grant(settings, acls))
         print(f"scout kafka acls: {len(acls)} ACLs in force on {settings.kafka_bootstrap}")
+        return 0
+    if args.strimzi:
+        print(kafka_acls.strimzi_users(acls, args.strimzi), end="")
         return 0
     for line in kafka_acls.kafka_acls_commands(acls, settings.kafka_bootstrap, args.command_config):
         print(line)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import faust
 import pytest
+import yaml
 
 from services.common.errors import ConfigError
 from services.common.kafka import client_security, faust_security, topics_for
-from services.common.kafka_acls import all_acls, kafka_acls_commands
+from services.common.kafka_acls import all_acls, kafka_acls_commands, strimzi_users
 from services.common.settings import SERVICE_ROLES, Settings
 
 
@@ -103,3 +104,18 @@ def test_printed_acl_commands_name_pattern_and_group() -> None:
         " --allow-principal User:scout-silver --operation Read --group p-silver"
     ) in lines
     assert any(line.endswith("--topic p. --resource-pattern-type prefixed") for line in lines)
+
+
+def test_strimzi_users_grant_the_same_acls() -> None:
+    acls = all_acls(_settings(topic_prefix="p."))
+    users = list(yaml.safe_load_all(strimzi_users(acls, "retail")))
+    assert [u["metadata"]["name"] for u in users] == [f"scout-{s}" for s in SERVICE_ROLES]
+    assert {u["metadata"]["labels"]["strimzi.io/cluster"] for u in users} == {"retail"}
+    granted = {
+        (f"User:{u['metadata']['name']}", a["resource"]["type"], a["resource"]["name"],
+         a["resource"]["patternType"], a["operations"][0].upper())
+        for u in users for a in u["spec"]["authorization"]["acls"]
+    }  # fmt: skip
+    assert granted == {(a.principal, a.resource, a.name,
+                        "prefix" if a.pattern == "prefixed" else "literal", a.operation)
+                       for a in acls}  # fmt: skip
