@@ -1,8 +1,8 @@
 """Each service's Kafka permissions: the ACLs a broker with an authorizer enforces.
 
 One list (:func:`service_acls`), the rule in one place: the secure local stack and the test
-harness grant it (:func:`grant`), ``scout kafka acls`` prints it as ``kafka-acls.sh``
-commands for a cluster's operator. A service may see the pipeline's topics (describe: the
+harness grant it (:func:`grant`), ``scout kafka acls`` prints it for a cluster's operator
+(``kafka-acls.sh`` commands, or Strimzi ``KafkaUser`` resources). A service may see the pipeline's topics (describe: the
 lag gauges and the topic check at start), read what it consumes, write what it produces,
 use its own consumer group and its Faust app's internal topics (the leader topic), and
 nothing else: no service may write the internal hand-off topic but bronze, and none may
