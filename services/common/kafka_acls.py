@@ -1,14 +1,15 @@
 """Each service's Kafka permissions: the ACLs a broker with an authorizer enforces.
 
-One list (:func:`service_acls`), the rule in one place: the secure local stack and the test
+One list (:func:`all_acls`), the rule in one place: the secure local stack and the test
 harness grant it (:func:`grant`), ``scout kafka acls`` prints it for a cluster's operator
-(``kafka-acls.sh`` commands, or Strimzi ``KafkaUser`` resources). A service may see the pipeline's topics (describe: the
-lag gauges and the topic check at start), read what it consumes, write what it produces,
-use its own consumer group and its Faust app's internal topics (the leader topic), and
-nothing else: no service may write the internal hand-off topic but bronze, and none may
-create a pipeline topic, alter a configuration or act on another service's group.
-Producers of the source topics (POS, partners, devices) are the cluster's to grant:
-write on their topic only.
+(``kafka-acls.sh`` commands, or Strimzi ``KafkaUser`` resources). A service may see the
+pipeline's topics (describe: the lag gauges and the topic check at start), read what it
+consumes, write what it produces, use its own consumer group and its Faust app's internal
+topics (the leader topic), and nothing else: no service may write the internal hand-off
+topic but bronze, and none may create a pipeline topic, alter a configuration or act on
+another service's group. The autoscaler's lag reader may only see topics and the offsets of
+the groups scaled on lag. Producers of the source topics (POS, partners, devices) are the
+cluster's to grant: write on their topic only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from services.common.kafka import app_id, topics_for
 from services.common.settings import SERVICE_ROLES, Settings
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "ALL"]
+
+
+# The autoscaler's own user, beside the services' (its ACLs: :func:`lag_reader_acls`).
+LAG_READER = "lag"
+LAG_SCALED = ("bronze", "silver")  # the services KEDA scales on consumer lag (gold: on PostgreSQL)
 
 
 class Acl(NamedTuple):
@@ -66,17 +72,32 @@ def service_acls(settings: Settings, service: str, user: str) -> list[Acl]:
     ]
 
 
-def all_acls(settings: Settings, users: Mapping[str, str] | None = None) -> list[Acl]:
-    """Every service's ACLs; each as ``users[service]``, else its configured own user
-    (``kafka_sasl_username_<service>``), else :func:`default_user`."""
+def lag_reader_acls(settings: Settings, user: str) -> list[Acl]:
+    """What the autoscaler's user (KEDA's kafka trigger) may do: see the topics and the
+    committed offsets of the groups scaled on lag (bronze's, silver's), and nothing else:
+    it reads no record and joins no group."""
+    principal = f"User:{user}"
+    return [
+        Acl(principal, "topic", topics_for(settings).prefix, "prefixed", "DESCRIBE"),
+        *(Acl(principal, "group", app_id(settings, s), "literal", "DESCRIBE")
+          for s in LAG_SCALED),
+    ]  # fmt: skip
 
-    def user(service: str) -> str:
-        own: str | None = getattr(settings, f"kafka_sasl_username_{service}")
-        return (users or {}).get(service) or own or default_user(service)
+
+def all_acls(settings: Settings, users: Mapping[str, str] | None = None) -> list[Acl]:
+    """Every service's ACLs and the lag reader's (:data:`LAG_READER`); each as
+    ``users[name]``, else its configured own user (``kafka_sasl_username_<service>``), else
+    :func:`default_user`."""
+
+    def user(name: str) -> str:
+        own: str | None = getattr(settings, f"kafka_sasl_username_{name}", None)
+        return (users or {}).get(name) or own or default_user(name)
 
     return [
-        acl for service in SERVICE_ROLES for acl in service_acls(settings, service, user(service))
-    ]
+        *(acl for service in SERVICE_ROLES
+          for acl in service_acls(settings, service, user(service))),
+        *lag_reader_acls(settings, user(LAG_READER)),
+    ]  # fmt: skip
 
 
 def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str, command_config: str) -> list[str]:
@@ -122,7 +143,8 @@ def _confluent() -> Any:
     return importlib.import_module("confluent_kafka.admin")
 
 
-def _admin(settings: Settings) -> Any:
+def admin_client(settings: Settings) -> Any:
+    """librdkafka's admin client, as ``settings``' user."""
     config: dict[str, str | int | float | bool] = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.kafka_security_protocol,
@@ -157,7 +179,7 @@ def _every_binding() -> Any:
 
 
 def _grant(settings: Settings, acls: Sequence[Acl], revoke: bool) -> None:
-    admin = _admin(settings)
+    admin = admin_client(settings)
     bindings = _bindings(acls, filters=revoke)
     futures = (admin.delete_acls if revoke else admin.create_acls)(bindings, request_timeout=30)
     for future in futures.values():

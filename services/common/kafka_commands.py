@@ -28,10 +28,11 @@ def register(subparsers: Any) -> None:
         "acls",
         help="print (or --grant) every service's ACLs for SCOUT_TOPIC_PREFIX's topics",
         description=(
-            "Print one kafka-acls.sh command per ACL of every service, for the topics under "
-            "SCOUT_TOPIC_PREFIX. Users: --user, else SCOUT_KAFKA_SASL_USERNAME_<SERVICE>, else "
-            "scout-<service>. With --grant, create them as the configured Kafka user (an admin "
-            "of the cluster's ACLs) and wait until the broker applies them."
+            "Print one kafka-acls.sh command per ACL of every service and of the autoscaler's "
+            "lag reader ('lag': KEDA), for the topics under SCOUT_TOPIC_PREFIX. Users: --user, "
+            "else SCOUT_KAFKA_SASL_USERNAME_<SERVICE>, else scout-<service> (scout-lag). With "
+            "--grant, create them as the configured Kafka user (an admin of the cluster's "
+            "ACLs) and wait until the broker applies them."
         ),
     )
     acls.add_argument("--user", action="append", default=[], metavar="SERVICE=NAME",
@@ -48,9 +49,10 @@ def _users(pairs: list[str]) -> dict[str, str]:
     users = {}
     for pair in pairs:
         service, _, name = pair.partition("=")
-        if service not in SERVICE_ROLES or not name:
+        names = (*SERVICE_ROLES, kafka_acls.LAG_READER)
+        if service not in names or not name:
             raise ConfigError(f"--user {pair!r}: expected SERVICE=NAME, SERVICE one of "
-                              f"{', '.join(SERVICE_ROLES)}")  # fmt: skip
+                              f"{', '.join(names)}")  # fmt: skip
         users[service] = name
     return users
 

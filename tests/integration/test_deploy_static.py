@@ -34,6 +34,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from services.cli import build_parser
+from services.common import kafka_acls
 from services.common import metrics as scout_metrics
 from services.common.kafka import GOLD_SHARDS
 from services.common.settings import SERVICE_WEB_PORTS, Settings
@@ -488,7 +489,7 @@ def _check_service_monitor(obj: dict[str, Any], services: dict[str, Any]) -> Non
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_k8s_objects_validate_against_schemas(overlay: str) -> None:
     docs = rendered(overlay)
-    crds = {"ScaledObject": 0, "ServiceMonitor": 0}
+    crds = {"ScaledObject": 0, "ServiceMonitor": 0, "TriggerAuthentication": 0}
     for doc in docs:
         if doc["kind"] in crds:  # no schema in kubernetes-validate: checked below
             crds[doc["kind"]] += 1
@@ -498,7 +499,9 @@ def test_k8s_objects_validate_against_schemas(overlay: str) -> None:
         except kubernetes_validate.ValidationError as exc:
             name = f"{doc['kind']}/{doc['metadata']['name']}"
             raise AssertionError(f"{overlay}: {name}: {exc.message} at {exc.path}") from exc
-    assert crds == {"ScaledObject": 3, "ServiceMonitor": 1}  # bronze, silver and gold
+    # bronze, silver and gold; prod: the lag triggers' Kafka user
+    assert crds == {"ScaledObject": 3, "ServiceMonitor": 1,
+                    "TriggerAuthentication": int(overlay == "prod")}  # fmt: skip
     deployments = _of_kind(overlay, "Deployment")
     for obj in _of_kind(overlay, "ScaledObject").values():
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
@@ -576,6 +579,28 @@ def test_k8s_scaling_follows_partitions(overlay: str) -> None:
         assert "replicas" not in _of_kind(overlay, "Deployment")[name]["spec"], "KEDA owns it"
     pdbs = _of_kind(overlay, "PodDisruptionBudget")
     assert set(pdbs) == {f"scout-{s}" for s in SERVICES}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_lag_triggers_authenticate_as_the_lag_reader(overlay: str) -> None:
+    """Over SASL, KEDA's kafka triggers need a Kafka user of their own: the lag reader, whose
+    ACLs (kafka_acls.lag_reader_acls) name exactly the groups the triggers measure."""
+    config = _config(overlay)
+    kafka_triggers = [t for obj in _of_kind(overlay, "ScaledObject").values()
+                      for t in obj["spec"]["triggers"] if t["type"] == "kafka"]  # fmt: skip
+    settings = Settings(topic_prefix=config["SCOUT_TOPIC_PREFIX"])
+    granted = {a.name for a in kafka_acls.lag_reader_acls(settings, "u") if a.resource == "group"}
+    assert {t["metadata"]["consumerGroup"] for t in kafka_triggers} == granted
+    if not config.get("SCOUT_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL_"):
+        assert all("authenticationRef" not in t for t in kafka_triggers)
+        return
+    auths = _of_kind(overlay, "TriggerAuthentication")
+    for trigger in kafka_triggers:
+        auth = auths[trigger["authenticationRef"]["name"]]
+        refs = auth["spec"]["secretTargetRef"]
+        assert {r["parameter"] for r in refs} == {"sasl", "username", "password", "tls", "ca"}
+        (secret,) = {r["name"] for r in refs}
+        assert secret not in _of_kind(overlay, "Secret"), "from the secret manager, like the rest"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

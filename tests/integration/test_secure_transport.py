@@ -9,6 +9,8 @@ so the plaintext default run leaves it out.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import secrets
 import subprocess
 import sys
 import uuid
@@ -20,9 +22,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from pydantic import SecretStr
 
+from services.common import kafka_acls
 from services.common.db import create_pool
 from services.common.kafka import app_id, client_security, make_producer, topics_for
+from services.common.lag import LagMonitor
 from services.common.settings import SERVICE_ROLES, Settings
 from tests.support import settings_env
 
@@ -102,6 +107,73 @@ async def test_each_service_may_use_only_its_own_topics_and_group(settings: Sett
     assert await _read(gold, topics.pos, app_id(settings, "gold")) == refused
     assert await _read(gold, topics.gold_shards, app_id(settings, "silver")) == (
         "GroupAuthorizationFailedError")  # fmt: skip
+
+
+async def test_the_lag_reader_sees_the_groups_offsets_and_reads_no_record(
+    settings: Settings,
+) -> None:
+    """The autoscaler's user (KEDA) measures bronze's and silver's lag as the services' own
+    gauges do, and may do nothing else."""
+    assert settings.kafka_sasl_username_silver, "run against the secure stack (its users)"
+    topics, group = topics_for(settings), app_id(settings, "silver")
+    user, password = f"t-lag-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(18)
+    await asyncio.to_thread(_scram_user, settings, user, password)
+    acls = kafka_acls.lag_reader_acls(settings, user)
+    await kafka_acls.grant(settings, acls)
+    try:
+        producer = make_producer(settings.as_service("bronze"), enable_idempotence=False)
+        await producer.start()
+        try:
+            for _ in range(3):
+                await producer.send_and_wait(topics.bronze_landed, b"{}", partition=0)
+        finally:
+            await producer.stop()
+        tp = TopicPartition(topics.bronze_landed, 0)
+        silver = settings.as_service("silver")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=silver.kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            **client_security(silver),
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.commit({tp: 1})
+        finally:
+            await consumer.stop()
+        lag = settings.model_copy(
+            update={"kafka_sasl_username": user, "kafka_sasl_password": SecretStr(password)}
+        )
+        monitor = LagMonitor(settings.kafka_bootstrap, group, [topics.bronze_landed],
+                             client_security(lag))  # fmt: skip
+        try:
+            measured: dict[TopicPartition, int] = {}
+            for _ in range(40):  # the new user's credential reaches the broker a moment later
+                measured = await monitor.measure()
+                if measured:
+                    break
+                await asyncio.sleep(0.25)
+            assert measured[tp] == 2, measured
+        finally:
+            await monitor.close()
+        assert await _read(lag, topics.bronze_landed, group) == "TopicAuthorizationFailedError"
+        assert await _write(lag, topics.pos) == "TopicAuthorizationFailedError"
+    finally:
+        await kafka_acls.grant(settings, acls, revoke=True)
+        await asyncio.to_thread(_scram_user, settings, user, None)
+
+
+def _scram_user(settings: Settings, user: str, password: str | None) -> None:
+    """Create (or, without a password, delete) a SCRAM-SHA-512 user, as the stack's admin."""
+    ck = importlib.import_module("confluent_kafka.admin")
+    mechanism = ck.ScramMechanism.SCRAM_SHA_512
+    change = (ck.UserScramCredentialDeletion(user, mechanism) if password is None else
+              ck.UserScramCredentialUpsertion(user, ck.ScramCredentialInfo(mechanism, 8192),
+                                              password.encode()))  # fmt: skip
+    admin = kafka_acls.admin_client(settings)
+    for future in admin.alter_user_scram_credentials([change]).values():
+        future.result(timeout=30)
 
 
 def test_a_service_may_not_create_the_pipelines_topics(settings: Settings) -> None:

@@ -88,11 +88,19 @@ def test_each_service_may_touch_only_its_own_topics() -> None:
     reads = {name for p, op, name in by if op == "READ" and p == "User:scout-silver"}
     assert reads == {topics.bronze_landed, topics.master_stores, topics.master_products}
     assert {name for p, op, name in by if op == "READ" and p == "User:g"} == {topics.gold_shards}
-    groups = {(a.principal, a.name) for a in acls if a.resource == "group"}
+    groups = {
+        (a.principal, a.name) for a in acls if a.resource == "group" and a.operation == "READ"
+    }
     assert groups == {("User:scout-bronze", "p-bronze"), ("User:scout-silver", "p-silver"),
                       ("User:g", "p-gold"), ("User:scout-platinum", "p-platinum")}  # fmt: skip
     # Every pipeline topic is covered by some service's prefixed DESCRIBE (lag, start check).
-    assert all(a.name == "p." for a in acls if a.operation == "DESCRIBE")
+    assert all(a.name == "p." for a in acls if a.operation == "DESCRIBE" and a.resource == "topic")
+    # The autoscaler's user sees the topics and the lag-scaled groups' offsets, nothing more.
+    lag = {(a.resource, a.name, a.pattern, a.operation) for a in acls
+           if a.principal == "User:scout-lag"}  # fmt: skip
+    assert lag == {("topic", "p.", "prefixed", "DESCRIBE"),
+                   ("group", "p-bronze", "literal", "DESCRIBE"),
+                   ("group", "p-silver", "literal", "DESCRIBE")}  # fmt: skip
 
 
 def test_printed_acl_commands_name_pattern_and_group() -> None:
@@ -109,7 +117,9 @@ def test_printed_acl_commands_name_pattern_and_group() -> None:
 def test_strimzi_users_grant_the_same_acls() -> None:
     acls = all_acls(_settings(topic_prefix="p."))
     users = list(yaml.safe_load_all(strimzi_users(acls, "retail")))
-    assert [u["metadata"]["name"] for u in users] == [f"scout-{s}" for s in SERVICE_ROLES]
+    assert [u["metadata"]["name"] for u in users] == [f"scout-{s}" for s in SERVICE_ROLES] + [
+        "scout-lag"
+    ]
     assert {u["metadata"]["labels"]["strimzi.io/cluster"] for u in users} == {"retail"}
     granted = {
         (f"User:{u['metadata']['name']}", a["resource"]["type"], a["resource"]["name"],
