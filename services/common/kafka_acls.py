@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
+from services.common.errors import ConfigError, ServiceUnavailableError
 from services.common.kafka import app_id, topics_for
 from services.common.settings import SERVICE_ROLES, Settings
 
@@ -183,7 +184,10 @@ def _grant(settings: Settings, acls: Sequence[Acl], revoke: bool) -> None:
     bindings = _bindings(acls, filters=revoke)
     futures = (admin.delete_acls if revoke else admin.create_acls)(bindings, request_timeout=30)
     for future in futures.values():
-        future.result(timeout=60)  # an error (no authorizer, not allowed) raises here
+        try:
+            future.result(timeout=60)  # an error (no authorizer, not allowed) raises here
+        except importlib.import_module("confluent_kafka").KafkaException as exc:
+            raise _refused(settings, exc) from None
     # The controller commits them; the broker applies them a moment later: wait for that, so
     # a client started next is not refused (and caches no refusal).
     wanted = set(_bindings(acls))
@@ -194,6 +198,23 @@ def _grant(settings: Settings, acls: Sequence[Acl], revoke: bool) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError(f"the broker did not apply {len(wanted)} ACL change(s) in 30 s")
+
+
+def _refused(settings: Settings, exc: Exception) -> Exception:
+    error: Any = exc.args[0] if exc.args else None  # a confluent_kafka.KafkaError
+    name = str(error.name()) if hasattr(error, "name") else str(exc)
+    if name == "SECURITY_DISABLED":
+        return ConfigError(
+            f"Kafka at {settings.kafka_bootstrap} has no authorizer, so it enforces no ACLs:"
+            " configure one (authorizer.class.name); the secure local stack's broker has one"
+            " unless an older version started it (`scout dev down --secure`, then up again)"
+        )
+    if name == "CLUSTER_AUTHORIZATION_FAILED":
+        return ConfigError(
+            f"Kafka user {settings.kafka_sasl_username!r} may not alter the cluster's ACLs:"
+            " grant them as an admin"
+        )
+    return ServiceUnavailableError(f"Kafka refused the ACL change: {name}")
 
 
 async def grant(settings: Settings, acls: Sequence[Acl], *, revoke: bool = False) -> None:

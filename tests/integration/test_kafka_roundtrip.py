@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.common.kafka import client_security, make_producer, topics_for
+from services.common.kafka_acls import all_acls
 from services.common.settings import Settings
+from tests.support import settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +45,17 @@ async def test_produce_and_consume_on_the_real_broker(settings: Settings) -> Non
     finally:
         await consumer.stop()
     assert sorted(seen) == sorted(f'{{"n": {i}}}'.encode() for i in range(100))
+
+
+def test_granting_acls_says_whether_the_broker_enforces_them(settings: Settings) -> None:
+    """`scout kafka acls --grant`: on a broker with an authorizer (the secure stack) the list
+    is in force; on one without (the plaintext stack) the command says so instead of a trace."""
+    run = subprocess.run([sys.executable, "-m", "services.cli", "kafka", "acls", "--grant"],
+                         env=settings_env(settings), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert "has no authorizer, so it enforces no ACLs" in run.stderr, run.stderr[-2000:]
+    else:
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert f"{len(all_acls(settings))} ACLs in force" in run.stdout
