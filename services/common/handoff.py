@@ -119,8 +119,8 @@ def _decoded(r: dict[str, Any]) -> DecodedRecord:
     # (Values bronze would not write, such as an id that is no UUID, are each kept on their
     # own by silver's isolation.)
     if not (type(bronze_id) is str and type(source) is str and source in SOURCE_SYSTEMS
-            and type(kts) is int and _text_or_none(batch_id) and _text_or_none(partner)
-            and _text_or_none(kind)):  # fmt: skip
+            and type(kts) is int and _is_text_or_none(batch_id) and _is_text_or_none(partner)
+            and _is_text_or_none(kind)):  # fmt: skip
         raise UnreadableHandoff("not a bronze-landed message: a record's head is not bronze's")
     return DecodedRecord(
         bronze_id=bronze_id,
@@ -132,7 +132,7 @@ def _decoded(r: dict[str, Any]) -> DecodedRecord:
     )
 
 
-def _text_or_none(value: object) -> bool:
+def _is_text_or_none(value: object) -> bool:
     return value is None or type(value) is str
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 from aiokafka.helpers import create_ssl_context
 
 from services.common.errors import ConfigError, ServiceUnavailableError
@@ -265,16 +265,13 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
         await admin.close()
 
 
-_TOPIC_ALREADY_EXISTS, _TOPIC_AUTHORIZATION_FAILED = 36, 29
-
-
 def _check_created(response: Any, settings: Settings) -> None:
     """Raise on a topic the broker refused to create (other than one that now exists)."""
     refused = [(topic, code) for topic, code, *_ in response.topic_errors
-               if code not in (0, _TOPIC_ALREADY_EXISTS)]  # fmt: skip
+               if code not in (0, TopicAlreadyExistsError.errno)]  # fmt: skip
     if not refused:
         return
-    if all(code == _TOPIC_AUTHORIZATION_FAILED for _, code in refused):
+    if all(code == TopicAuthorizationFailedError.errno for _, code in refused):
         raise ConfigError(
             f"Kafka topics {', '.join(t for t, _ in refused)} do not exist (or are not visible)"
             f" and user {settings.kafka_sasl_username!r} may not create them: create the"

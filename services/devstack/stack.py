@@ -71,7 +71,7 @@ def service_kafka_users(creds: tls.Credentials) -> dict[str, Any]:
     """Each service's own SCRAM user, as settings (``kafka_sasl_username_<service>``, …)."""
     users: dict[str, Any] = {}
     for service in SERVICE_ROLES:
-        user = tls.kafka_user(service)
+        user = kafka_acls.default_user(service)
         users[f"kafka_sasl_username_{service}"] = user
         users[f"kafka_sasl_password_{service}"] = SecretStr(creds.kafka[user])
     return users

@@ -62,10 +62,6 @@ class Credentials:
         return self.kafka[KAFKA_ADMIN]
 
 
-def kafka_user(service: str) -> str:
-    return default_user(service)
-
-
 def _openssl(*args: str) -> None:
     result = subprocess.run([require_tool("openssl", OPENSSL_HINT), *args],
                             capture_output=True, text=True, check=False)  # fmt: skip
@@ -114,7 +110,7 @@ def ensure_credentials(state_dir: Path) -> Credentials:
     if path.exists():
         data = json.loads(path.read_text())
         return Credentials(data["postgres_owner"], dict(data["kafka"]))
-    users = [KAFKA_ADMIN, *(kafka_user(s) for s in SERVICE_ROLES)]
+    users = [KAFKA_ADMIN, *(default_user(s) for s in SERVICE_ROLES)]
     creds = Credentials(secrets.token_urlsafe(24), {u: secrets.token_urlsafe(24) for u in users})
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
