@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 
@@ -259,12 +260,14 @@ def healthy(database_url: str) -> bool:
     return asyncio.run(probe())
 
 
-def down(settings: Settings) -> bool:
-    """Stop the private cluster (fast shutdown); True when one was running."""
+def down(settings: Settings, *, mode: Literal["fast", "immediate"] = "fast") -> bool:
+    """Stop the private cluster; True when one was running. ``fast`` (``scout dev down``)
+    rolls back open transactions and checkpoints; ``immediate`` stops every process at once
+    without a checkpoint, like a crash: the next start runs crash recovery."""
     if running_pid(settings) is None:
         return False
     p = paths(settings)
-    _run([str(binaries() / "pg_ctl"), "-D", str(p.data), "-m", "fast", "-w", "-t", "60", "stop"])
+    _run([str(binaries() / "pg_ctl"), "-D", str(p.data), "-m", mode, "-w", "-t", "60", "stop"])
     return True
 
 

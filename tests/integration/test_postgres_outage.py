@@ -1,0 +1,193 @@
+"""PostgreSQL goes away under running workers: they retry, lose nothing, double nothing,
+say so, and none of them exits.
+
+- a fast shutdown and restart under the bronze writer, staged step by step;
+- a crash (immediate shutdown: no checkpoint, recovery at the next start) under the whole
+  chain, bronze, silver and gold, while records keep arriving.
+
+Uses a private PostgreSQL cluster (own port and folder) so the restart does not disturb
+the other tests' server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from services.common.db import connect
+from services.common.migrations import migrate
+from services.common.settings import SERVICE_ROLES, Settings
+from services.devstack import postgres
+from tests.integration.test_bronze_writer import pos_records
+from tests.integration.test_never_stop import (
+    _masters,
+    _valid,
+    assert_never_stopped,
+    gold_verify,
+    until_settled,
+)
+from tests.support import ServiceProcess, free_port, publish, start_all, stop_all, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_pg(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    pg_settings = settings.model_copy(
+        update={"state_dir": tmp_path / "pgstate", "pg_port": free_port()}
+    )
+    postgres.discard(pg_settings)  # one an earlier run left at the same path: start empty
+    postgres.up(pg_settings)
+    try:
+        yield pg_settings.model_copy(
+            update={
+                "database_url": SecretStr(postgres.url(pg_settings)),
+                "state_dir": settings.state_dir,
+                # The harness's service logins live in the shared cluster: here the service
+                # connects as this private cluster's owner.
+                **{f"database_url_{service}": None for service in SERVICE_ROLES},
+            }
+        )
+    finally:
+        postgres.discard(pg_settings)
+
+
+async def test_postgres_restart_is_survived_and_reported(
+    private_pg: Settings, tmp_path: Path
+) -> None:
+    """Records keep arriving while PostgreSQL is down: bronze holds them (retrying, saying
+    so in its metrics and log) and lands every one exactly once when the server is back.
+
+    The outage is staged, not timed: bronze has landed records (its pool is in use) before
+    the server stops, and the server starts again only once bronze has counted a retry, so
+    a slow start of the service cannot move the outage to a moment bronze never sees.
+    """
+    conn = await connect(private_pg, attempts=20)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pg_state = private_pg.model_copy(update={"state_dir": tmp_path / "pgstate"})
+    service = ServiceProcess("bronze", private_pg, tmp_path, SCOUT_BATCH_MAX="500").start()
+    records = list(pos_records(private_pg, 6_000))
+    before, during, after = records[:2_000], records[2_000:4_000], records[4_000:]
+
+    async def count() -> int:
+        c = await asyncpg.connect(private_pg.database_url.get_secret_value())
+        try:
+            return int(await c.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw"))
+        finally:
+            await c.close()
+
+    def landed(n: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return await count() >= n
+
+        return check
+
+    async def retried() -> bool:
+        return service.metric("scout_db_retries_total", layer="bronze") >= 1
+
+    try:
+        await publish(private_pg, before, rate=2_000)
+        await wait_for(landed(len(before)), timeout=120, context=service.log_tail)
+        await asyncio.to_thread(postgres.down, pg_state)
+        await publish(private_pg, during, rate=2_000)
+        await wait_for(retried, timeout=60, context=service.log_tail)
+        assert service.metric("scout_db_up", layer="bronze") == 0
+        await asyncio.to_thread(postgres.up, pg_state)
+        await publish(private_pg, after, rate=2_000)
+        await wait_for(landed(len(records)), timeout=120, context=service.log_tail)
+        await asyncio.sleep(1)
+        assert await count() == len(records)
+        assert service.metric("scout_db_up", layer="bronze") == 1
+        assert "bronze batch failed" in service.log_path.read_text()
+    finally:
+        assert service.stop() == 0, service.log_tail()
+
+
+async def test_a_postgres_crash_under_the_running_chain_loses_and_doubles_nothing(
+    private_pg: Settings, tmp_path: Path
+) -> None:
+    """Bronze, silver and gold run while sales keep arriving; PostgreSQL crashes while
+    silver is behind bronze (so every layer has work in flight), stays down until each layer
+    has retried, and comes back through crash recovery. Every sale is then in bronze once,
+    in silver once, gold equals its recomputation, and every worker is the process it was."""
+    conn = await connect(private_pg, attempts=20)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pg_state = private_pg.model_copy(update={"state_dir": tmp_path / "pgstate"})
+    url = private_pg.database_url.get_secret_value()
+    services = start_all(
+        ServiceProcess(n, private_pg, tmp_path, SCOUT_BATCH_MAX="500")
+        for n in ("bronze", "silver", "gold")
+    )
+    pids = [s.proc.pid for s in services if s.proc is not None]
+    before = _valid(private_pg, 1_000, "BEFORE")
+    during = _valid(private_pg, 3_000, "DURING")
+    after = _valid(private_pg, 1_000, "AFTER")
+    seen: dict[str, int] = {}
+
+    async def silver_behind() -> bool:
+        # silver is busy with DURING and bronze has landed records silver has not taken yet
+        c = await asyncpg.connect(url)
+        try:
+            row = await c.fetchrow("""
+                SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
+                       (SELECT count(*) FROM scout.silver_lineage) AS silver""")  # fmt: skip
+        finally:
+            await c.close()
+        seen.update(dict(row))
+        return bool(row["silver"] >= len(before) + 300 and row["bronze"] - row["silver"] >= 100)
+
+    async def every_layer_retried() -> bool:
+        retries = {s.service: s.metric("scout_db_retries_total", layer=s.service)
+                   for s in services}  # fmt: skip
+        seen.update({f"{k} retries": int(v) for k, v in retries.items()})
+        return all(v >= 1 for v in retries.values())
+
+    try:
+        await publish(private_pg, _masters(private_pg) + before)
+        db = await asyncpg.connect(url)
+        try:
+            await until_settled(db, len(before))
+        finally:
+            await db.close()
+        publishing = asyncio.create_task(publish(private_pg, during, rate=1_500))
+        await wait_for(silver_behind, timeout=60, interval=0.05, context=lambda: seen)
+        await asyncio.to_thread(partial(postgres.down, pg_state, mode="immediate"))
+        await wait_for(every_layer_retried, timeout=60, context=lambda: seen)
+        await publishing
+        assert all(s.metric("scout_db_up", layer=s.service) == 0 for s in services)
+        await asyncio.to_thread(postgres.up, pg_state)
+        await publish(private_pg, after)
+        published = len(before) + len(during) + len(after)
+        db = await asyncpg.connect(url)
+        try:
+            await until_settled(db, published, timeout=240)
+            counts = await db.fetchrow("""
+                SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
+                       (SELECT count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+                          FROM scout.bronze_transactions_raw) AS bronze_coordinates,
+                       (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver,
+                       (SELECT count(*) FROM scout.silver_quarantine) AS quarantined
+            """)  # fmt: skip
+        finally:
+            await db.close()
+        assert dict(counts) == {"bronze": published, "bronze_coordinates": published,
+                                "silver": published, "quarantined": 0}  # fmt: skip
+        verify = gold_verify(private_pg)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert [s.proc.pid for s in services if s.proc is not None] == pids
+        assert_never_stopped(services)
+        assert all(s.metric("scout_db_up", layer=s.service) == 1 for s in services)
+    finally:
+        stop_all(services, check=False)
