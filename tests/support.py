@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -302,3 +304,83 @@ def gold_verified(settings: Settings) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK, equals silver" in result.stdout, result.stdout
     return result.stdout
+
+
+# asyncpg's transactions, as protocol messages: simple queries.
+COMMIT_QUERY = b"Q\x00\x00\x00\x0cCOMMIT;\x00"
+BEGIN_QUERY = re.compile(rb"Q.{4}BEGIN", re.DOTALL)
+SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+class LostCommitReplies:
+    """A TCP proxy in front of PostgreSQL (plaintext) that, while armed, passes a COMMIT to
+    the server, waits for the server's answer (the transaction has committed) and then cuts
+    the client's connection without passing the answer on. The client cannot know whether
+    its transaction committed: a network or server failing at the worst moment.
+
+    With ``only_with_rows``, only the COMMIT of a transaction that read rows counts (gold's
+    flush that took changes, not one that found none)."""
+
+    def __init__(self, upstream_url: str, *, only_with_rows: bool = False) -> None:
+        parts = urlsplit(upstream_url)
+        self._url = parts
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._only_with_rows = only_with_rows
+        self._server: asyncio.Server | None = None
+        self._port = 0
+        self.to_drop = 0  # answers still to drop
+        self.dropped = 0
+
+    async def start(self) -> LostCommitReplies:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        """The upstream URL, through the proxy."""
+        userinfo, at, _ = self._url.netloc.rpartition("@")
+        return urlunsplit(self._url._replace(netloc=f"{userinfo}{at}127.0.0.1:{self._port}"))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self._upstream)
+        committing = asyncio.Event()
+        state = {"rows": 0, "unframed": 0}  # data rows in this transaction; bytes to skip
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if data.startswith(SSL_REQUEST):
+                    state["unframed"] = 1  # the server answers it with one byte, S or N
+                if BEGIN_QUERY.search(data):
+                    state["rows"] = 0
+                if COMMIT_QUERY in data:
+                    if self.to_drop > 0 and (state["rows"] or not self._only_with_rows):
+                        self.to_drop -= 1
+                        committing.set()
+                    state["rows"] = 0
+                server_w.write(data)
+                await server_w.drain()
+            server_w.close()
+
+        async def downstream() -> None:
+            frames = bytearray()
+            while data := await server_r.read(65536):
+                if committing.is_set():  # the server's answer to the COMMIT: never delivered
+                    self.dropped += 1
+                    client_w.transport.abort()
+                    server_w.transport.abort()
+                    return
+                frames += data[state["unframed"] :]
+                state["unframed"] = 0
+                while len(frames) >= 5 and len(frames) >= 1 + (n := int.from_bytes(frames[1:5])):
+                    state["rows"] += frames[0] == ord("D")  # a DataRow
+                    del frames[: 1 + n]
+                client_w.write(data)
+                await client_w.drain()
+            client_w.close()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)

@@ -215,7 +215,10 @@ class GoldAggregator:
                     day_rows = await self.days.apply(conn, claimed)
         except BaseException:
             # The changes taken return with the rollback; the state they touched may not.
+            # A COMMIT whose reply was lost (the server or the network went away) may have
+            # committed: the windows of these shards are loaded again by the next flush.
             self.forget()
+            self._windows_of -= shards
             raise
         finally:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))

@@ -12,7 +12,9 @@ the other tests' server.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -32,7 +34,15 @@ from tests.integration.test_never_stop import (
     gold_verify,
     until_settled,
 )
-from tests.support import ServiceProcess, free_port, publish, start_all, stop_all, wait_for
+from tests.support import (
+    LostCommitReplies,
+    ServiceProcess,
+    free_port,
+    publish,
+    start_all,
+    stop_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +122,38 @@ async def test_postgres_restart_is_survived_and_reported(
         assert service.stop() == 0, service.log_tail()
 
 
+def _recent_sales(settings: Settings, n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
+    """Valid sales of 30.00 each, of the last minute: gold's live rolling windows hold them."""
+    at = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
+    return [(t, k, json.dumps({**json.loads(v), "occurred_at": at}).encode())
+            for t, k, v in _valid(settings, n, tag)]  # fmt: skip
+
+
+async def assert_each_sale_once(db: asyncpg.Connection, published: int, gold: ServiceProcess,
+                                settings: Settings) -> None:  # fmt: skip
+    """Every sale in bronze once (by its Kafka coordinates) and in silver once, none left in
+    quarantine, gold equal to its recomputation, and gold's live rolling windows counting
+    each sale once (the test's sales are all of the last minute)."""
+    counts = await db.fetchrow("""
+        SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
+               (SELECT count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+                  FROM scout.bronze_transactions_raw) AS bronze_coordinates,
+               (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver,
+               (SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NULL)
+                 AS quarantined""")  # fmt: skip
+    assert dict(counts) == {"bronze": published, "bronze_coordinates": published,
+                            "silver": published, "quarantined": 0}  # fmt: skip
+    verify = await asyncio.to_thread(gold_verify, settings)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    per_store = await db.fetch(
+        "SELECT store_id, count(*) AS n FROM scout.silver_transactions_cleaned GROUP BY 1"
+    )
+    await asyncio.sleep(1.0)  # the windows take a flush's changes after its commit
+    rolling = json.loads(gold.get("/gold/rolling"))["stores"]
+    assert rolling == {r["store_id"]: {"transactions": r["n"], "revenue": f"{30 * r['n']}.00"}
+                       for r in per_store}  # fmt: skip
+
+
 async def test_a_postgres_crash_under_the_running_chain_loses_and_doubles_nothing(
     private_pg: Settings, tmp_path: Path
 ) -> None:
@@ -131,9 +173,9 @@ async def test_a_postgres_crash_under_the_running_chain_loses_and_doubles_nothin
         for n in ("bronze", "silver", "gold")
     )
     pids = [s.proc.pid for s in services if s.proc is not None]
-    before = _valid(private_pg, 1_000, "BEFORE")
-    during = _valid(private_pg, 3_000, "DURING")
-    after = _valid(private_pg, 1_000, "AFTER")
+    before = _recent_sales(private_pg, 1_000, "BEFORE")
+    during = _recent_sales(private_pg, 3_000, "DURING")
+    after = _recent_sales(private_pg, 1_000, "AFTER")
     seen: dict[str, int] = {}
 
     async def silver_behind() -> bool:
@@ -173,21 +215,59 @@ async def test_a_postgres_crash_under_the_running_chain_loses_and_doubles_nothin
         db = await asyncpg.connect(url)
         try:
             await until_settled(db, published, timeout=240)
-            counts = await db.fetchrow("""
-                SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
-                       (SELECT count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
-                          FROM scout.bronze_transactions_raw) AS bronze_coordinates,
-                       (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver,
-                       (SELECT count(*) FROM scout.silver_quarantine) AS quarantined
-            """)  # fmt: skip
+            await assert_each_sale_once(db, published, services[-1], private_pg)
         finally:
             await db.close()
-        assert dict(counts) == {"bronze": published, "bronze_coordinates": published,
-                                "silver": published, "quarantined": 0}  # fmt: skip
-        verify = gold_verify(private_pg)
-        assert verify.returncode == 0, verify.stdout + verify.stderr
         assert [s.proc.pid for s in services if s.proc is not None] == pids
         assert_never_stopped(services)
         assert all(s.metric("scout_db_up", layer=s.service) == 1 for s in services)
     finally:
         stop_all(services, check=False)
+
+
+async def test_commits_whose_answer_is_lost_are_retried_without_a_double(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Each of bronze, silver and gold talks to PostgreSQL through a proxy that, while sales
+    arrive, lets three COMMITs through and cuts the connection before their answer (gold's:
+    of flushes that took changes): the transaction committed, and the worker cannot know it
+    ("transaction resolution unknown"). It retries; every write being idempotent, nothing
+    doubles, and gold's live rolling windows, kept in memory, are loaded again."""
+    layers = ("bronze", "silver", "gold")
+    proxies = {}
+    for layer in layers:
+        own = getattr(settings, f"database_url_{layer}")
+        proxies[layer] = await LostCommitReplies(
+            own.get_secret_value(), only_with_rows=layer == "gold"
+        ).start()
+    proxied = settings.model_copy(
+        update={f"database_url_{n}": SecretStr(p.url) for n, p in proxies.items()}
+    )
+    # The proxies serve in this event loop: what waits on the workers runs in a thread.
+    services = await asyncio.to_thread(
+        start_all, [ServiceProcess(n, proxied, tmp_path, SCOUT_BATCH_MAX="200") for n in layers]
+    )
+    first, second = _recent_sales(settings, 500, "FIRST"), _recent_sales(settings, 2_000, "SECOND")
+    seen: dict[str, int] = {}
+
+    async def every_layer_lost_three() -> bool:
+        seen.update({n: p.dropped for n, p in proxies.items()})
+        return all(p.dropped >= 3 for p in proxies.values())
+
+    try:
+        await publish(settings, _masters(settings) + first)
+        await until_settled(db, len(first))
+        for proxy in proxies.values():
+            proxy.to_drop = 3
+        await publish(settings, second, rate=1_000)
+        await wait_for(every_layer_lost_three, timeout=60, context=lambda: seen)
+        published = len(first) + len(second)
+        await until_settled(db, published)
+        await assert_each_sale_once(db, published, services[-1], settings)
+        assert_never_stopped(services)
+        for service in services:
+            assert service.metric("scout_db_retries_total", layer=service.service) >= 1
+    finally:
+        await asyncio.to_thread(partial(stop_all, services, check=False))
+        for proxy in proxies.values():
+            await proxy.close()
