@@ -2,9 +2,10 @@
 
 Every error a worker meets is one of two kinds, decided by :func:`is_transient` alone:
 
-- *infrastructure* (PostgreSQL or the broker unreachable, restarting, overloaded; a deadlock
-  or serialization failure): nothing is wrong with the records, so the work is retried with
-  backoff, reported, and never ends the process;
+- *infrastructure* (PostgreSQL or the broker unreachable, restarting, overloaded, read-only
+  after a failover, missing a grant or a migration; a deadlock or serialization failure):
+  nothing is wrong with the records, so the work is retried with backoff, reported, and never
+  ends the process;
 - *data* (the database refuses a value, a decoder raises, a conversion overflows): retrying
   the same records gives the same error, so the layer isolates the records that cause it
   (:mod:`services.common.isolation`) and goes on with the rest.
@@ -40,6 +41,30 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, out of memory
+    asyncpg.exceptions.PostgresSystemError,  # class 58: the server's own I/O
+)
+# Errors of the server's state, not of the records: a server that refuses writes (a standby,
+# or a primary demoted by a failover; default_transaction_read_only), a privilege, table,
+# column, function or schema the login cannot use (a grant or a migration missing), a lock
+# not granted in time. Every record fails the same way, so isolating them would divert all
+# traffic into the error log and the quarantine: they are waited out like an outage, shown
+# as one (scout_db_up 0, /ready false), until the failover or an operator mends the server.
+SERVER_STATE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006
+    asyncpg.exceptions.InsufficientPrivilegeError,  # 42501
+    asyncpg.exceptions.UndefinedTableError,  # 42P01
+    asyncpg.exceptions.UndefinedColumnError,  # 42703
+    asyncpg.exceptions.UndefinedFunctionError,  # 42883
+    asyncpg.exceptions.UndefinedObjectError,  # 42704
+    asyncpg.exceptions.InvalidSchemaNameError,  # 3F000
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03
+    asyncpg.exceptions.ObjectInUseError,  # 55006
+)
+# Of those, the ones a new session may not meet: a session opened before a failover (or
+# before default_transaction_read_only was lifted) stays read-only, so the pool replaces its
+# sessions (ServiceContext.db_failed).
+NEW_SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 # Errors of a value sent to the database, raised before it is sent (asyncpg's client-side
 # codec error is an InterfaceError, but retrying the same value fails the same way).
@@ -52,7 +77,7 @@ def is_transient(exc: BaseException) -> bool:
     the same input would raise again (the records must be isolated instead)."""
     if isinstance(exc, (*_CLIENT_DATA_ERRORS, *_KAFKA_DATA_ERRORS)):
         return False
-    return isinstance(exc, (*TRANSIENT_DB_ERRORS, KafkaError))
+    return isinstance(exc, (*TRANSIENT_DB_ERRORS, *SERVER_STATE_ERRORS, KafkaError))
 
 
 def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:

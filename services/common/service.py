@@ -13,6 +13,7 @@ from services.common.batching import batch_failing
 from services.common.db import create_pool
 from services.common.kafka import client_security
 from services.common.lag import LagMonitor
+from services.common.lifecycle import NEW_SESSION_ERRORS
 from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
 from services.common.settings import Settings
 from services.common.web import assigned_partitions, install_views
@@ -29,6 +30,7 @@ class ServiceContext:
         self.app = app
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._new_sessions = False  # the pool's sessions are to be replaced (db_failed)
         self._assigned: Callable[[], int] = partial(assigned_partitions, app)
         self._lag = LagMonitor(
             settings.kafka_bootstrap, app.conf.id, topics, client_security(settings)
@@ -42,6 +44,9 @@ class ServiceContext:
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await create_pool(self.settings, self.service)
+            elif self._new_sessions:  # each session is replaced as it is next acquired
+                await self._pool.expire_connections()
+            self._new_sessions = False
             return self._pool
 
     def count_partitions_with(self, assigned: Callable[[], int]) -> None:
@@ -56,6 +61,8 @@ class ServiceContext:
         """Called on each retried database error: the outage shows in metrics and logs."""
         DB_UP.labels(self.service).set(0)
         DB_RETRIES.labels(self.service).inc()
+        if isinstance(exc, NEW_SESSION_ERRORS):
+            self._new_sessions = True
 
     async def readiness(self) -> dict[str, bool]:
         checks = {

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -120,6 +121,9 @@ async def test_postgres_restart_is_survived_and_reported(
         assert "bronze batch failed" in service.log_path.read_text()
     finally:
         assert service.stop() == 0, service.log_tail()
+
+
+OPEN_QUARANTINE = "SELECT count(*) FROM scout.silver_quarantine WHERE resolved_at IS NULL"
 
 
 def _recent_sales(settings: Settings, n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
@@ -271,3 +275,88 @@ async def test_commits_whose_answer_is_lost_are_retried_without_a_double(
         await asyncio.to_thread(partial(stop_all, services, check=False))
         for proxy in proxies.values():
             await proxy.close()
+
+
+async def test_a_read_only_database_is_an_outage_not_bad_data(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A failover leaves a worker on a server that refuses writes (a standby, a demoted
+    primary, ``default_transaction_read_only``): the records are not at fault, so nothing is
+    isolated, quarantined or dead-lettered. The worker waits as in an outage and opens new
+    sessions, which reach a writable server once there is one; then everything lands once.
+
+    Staged one layer at a time, downstream first, so each has work while it may not write:
+    gold's login turns read-only (its sessions end, as in a failover), then silver's, then
+    bronze's, each with sales behind it."""
+    layers = ("bronze", "silver", "gold")
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in layers)
+    logins = {n: urlsplit(getattr(settings, f"database_url_{n}").get_secret_value()).username
+              for n in layers}  # fmt: skip
+    sales = [_recent_sales(settings, 200, tag) for tag in ("FIRST", "GOLD", "SILVER", "BRONZE")]
+    retries: dict[str, float] = {}
+
+    def waiting(layer: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            retries.update({s.service: s.metric("scout_db_retries_total", layer=s.service)
+                            for s in services})  # fmt: skip
+            return retries[layer] >= 2
+
+        return check
+
+    try:
+        await publish(settings, _masters(settings) + sales[0])
+        await until_settled(db, len(sales[0]))
+        for layer, behind in zip(("gold", "silver", "bronze"), sales[1:], strict=True):
+            await db.execute(f'ALTER ROLE "{logins[layer]}" SET default_transaction_read_only = on')
+            await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE usename = $1", logins[layer])  # fmt: skip
+            await publish(settings, behind)
+            await wait_for(waiting(layer), timeout=60, context=lambda: retries)
+        kept = await db.fetchrow("""
+            SELECT (SELECT count(*) FROM scout.bronze_error_log) AS bronze,
+                   (SELECT count(*) FROM scout.silver_quarantine) AS silver,
+                   (SELECT count(*) FROM scout.gold_dead_letters) AS gold""")  # fmt: skip
+        assert dict(kept) == {"bronze": 0, "silver": 0, "gold": 0}
+        assert not any(s.metric("scout_db_up", layer=s.service) for s in services)
+        # Writable again; the workers' sessions are still read-only ones.
+        for login in logins.values():
+            await db.execute(f'ALTER ROLE "{login}" RESET default_transaction_read_only')
+        published = sum(len(part) for part in sales)
+        await until_settled(db, published, timeout=120)
+        await assert_each_sale_once(db, published, services[-1], settings)
+        assert_never_stopped(services)
+    finally:
+        for login in logins.values():
+            await db.execute(f'ALTER ROLE "{login}" RESET default_transaction_read_only')
+        stop_all(services, check=False)
+
+
+async def test_a_missing_grant_is_waited_out_not_quarantined(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A deployment that lost a grant (or has not run a migration yet) refuses every record
+    alike: silver waits, says so, keeps nothing aside, and lands everything once the grant
+    is back."""
+    services = start_all(ServiceProcess(n, settings, tmp_path) for n in ("bronze", "silver"))
+    silver = services[1]
+    role = settings.db_role_silver
+    first, second = _recent_sales(settings, 200, "FIRST"), _recent_sales(settings, 300, "SECOND")
+    try:
+        await publish(settings, _masters(settings) + first)
+        await until_settled(db, len(first), gold=False)
+        await db.execute(f'REVOKE INSERT ON scout.silver_transactions_cleaned FROM "{role}"')
+        await publish(settings, second)
+
+        async def waits() -> bool:
+            return silver.metric("scout_db_retries_total", layer="silver") >= 2
+
+        await wait_for(waits, timeout=60, context=silver.log_tail)
+        assert silver.metric("scout_db_up", layer="silver") == 0
+        assert await db.fetchval(OPEN_QUARANTINE) == 0
+        await db.execute(f'GRANT INSERT ON scout.silver_transactions_cleaned TO "{role}"')
+        await until_settled(db, len(first) + len(second), gold=False)
+        assert await db.fetchval(OPEN_QUARANTINE) == 0
+        assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 500
+        assert_never_stopped(services)
+    finally:
+        stop_all(services, check=False)
