@@ -93,6 +93,22 @@ async def bronze_counts(db: asyncpg.Connection) -> dict[str, int]:
     return counts
 
 
+async def assert_landed_exactly(db: asyncpg.Connection, expected: Counter[str]) -> None:
+    """Bronze holds exactly the expected rows, batches and error-log rows, each once."""
+
+    async def all_landed() -> bool:
+        counts = await bronze_counts(db)
+        return all(counts.get(k, 0) == v for k, v in expected.items())
+
+    await wait_for(all_landed, timeout=120)
+    await asyncio.sleep(2)  # nothing more may arrive
+    counts = await bronze_counts(db)
+    for key, value in expected.items():
+        assert counts.get(key, 0) == value, key
+    for source in ("pos", "iot", "api"):
+        assert counts[f"distinct:{source}"] == counts[f"{source}_rows"]
+
+
 @pytest.fixture
 def bronze_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"max_record_bytes": MAX_BYTES})
@@ -108,17 +124,7 @@ async def test_every_record_is_accounted_for_exactly(
     try:
         assert await publish(bronze_settings, records) == 10_000
 
-        async def all_landed() -> bool:
-            counts = await bronze_counts(db)
-            return all(counts.get(k, 0) == v for k, v in expected.items())
-
-        await wait_for(all_landed, timeout=120)
-        await asyncio.sleep(2)  # nothing more may arrive
-        counts = await bronze_counts(db)
-        for key, value in expected.items():
-            assert counts.get(key, 0) == value, key
-        for source in ("pos", "iot", "api"):
-            assert counts[f"distinct:{source}"] == counts[f"{source}_rows"]
+        await assert_landed_exactly(db, expected)
         reasons = {r["reason"] for r in await db.fetch("SELECT reason FROM scout.bronze_error_log")}
         assert reasons == {"not_json", "not_object", "not_utf8", "too_large"}
         assert service.metric("scout_records_consumed_total", layer="bronze") == 10_000
@@ -251,17 +257,7 @@ async def test_a_librdkafka_producer_with_every_compression_codec_lands_exactly(
                 producer.produce(topic, value=value, key=key, headers=headers if i % 2 else None)
             assert await asyncio.to_thread(producer.flush, 60) == 0, codec
 
-        async def all_landed() -> bool:
-            counts = await bronze_counts(db)
-            return all(counts.get(k, 0) == v for k, v in expected.items())
-
-        await wait_for(all_landed, timeout=120)
-        await asyncio.sleep(2)  # nothing more may arrive
-        counts = await bronze_counts(db)
-        for key, value in expected.items():
-            assert counts.get(key, 0) == value, key
-        for source in ("pos", "iot", "api"):
-            assert counts[f"distinct:{source}"] == counts[f"{source}_rows"]
+        await assert_landed_exactly(db, expected)
         assert service.metric("scout_records_consumed_total", layer="bronze") == len(records)
         assert service.metric("scout_batch_retries_total", kind="error") == 0
     finally:

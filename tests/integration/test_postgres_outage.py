@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -51,14 +51,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def private_pg(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+async def private_pg(settings: Settings, tmp_path: Path) -> AsyncIterator[Settings]:
+    """A migrated private cluster; the services connect as its owner."""
     pg_settings = settings.model_copy(
         update={"state_dir": tmp_path / "pgstate", "pg_port": free_port()}
     )
     postgres.discard(pg_settings)  # one an earlier run left at the same path: start empty
     postgres.up(pg_settings)
     try:
-        yield pg_settings.model_copy(
+        private = pg_settings.model_copy(
             update={
                 "database_url": SecretStr(postgres.url(pg_settings)),
                 "state_dir": settings.state_dir,
@@ -67,6 +68,12 @@ def private_pg(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
                 **{f"database_url_{service}": None for service in SERVICE_ROLES},
             }
         )
+        conn = await connect(private, attempts=20)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield private
     finally:
         postgres.discard(pg_settings)
 
@@ -81,11 +88,6 @@ async def test_postgres_restart_is_survived_and_reported(
     the server stops, and the server starts again only once bronze has counted a retry, so
     a slow start of the service cannot move the outage to a moment bronze never sees.
     """
-    conn = await connect(private_pg, attempts=20)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
     pg_state = private_pg.model_copy(update={"state_dir": tmp_path / "pgstate"})
     service = ServiceProcess("bronze", private_pg, tmp_path, SCOUT_BATCH_MAX="500").start()
     records = list(pos_records(private_pg, 6_000))
@@ -167,11 +169,6 @@ async def test_a_postgres_crash_under_the_running_chain_loses_and_doubles_nothin
     silver is behind bronze (so every layer has work in flight), stays down until each layer
     has retried, and comes back through crash recovery. Every sale is then in bronze once,
     in silver once, gold equals its recomputation, and every worker is the process it was."""
-    conn = await connect(private_pg, attempts=20)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
     pg_state = private_pg.model_copy(update={"state_dir": tmp_path / "pgstate"})
     url = private_pg.database_url.get_secret_value()
     services = start_all(
