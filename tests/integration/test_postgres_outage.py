@@ -56,8 +56,9 @@ async def private_pg(settings: Settings, tmp_path: Path) -> AsyncIterator[Settin
     pg_settings = settings.model_copy(
         update={"state_dir": tmp_path / "pgstate", "pg_port": free_port()}
     )
-    postgres.discard(pg_settings)  # one an earlier run left at the same path: start empty
-    postgres.up(pg_settings)
+    # one an earlier run left at the same path: start empty (devstack runs its own loop)
+    await asyncio.to_thread(postgres.discard, pg_settings)
+    await asyncio.to_thread(postgres.up, pg_settings)
     try:
         private = pg_settings.model_copy(
             update={
@@ -75,7 +76,7 @@ async def private_pg(settings: Settings, tmp_path: Path) -> AsyncIterator[Settin
             await conn.close()
         yield private
     finally:
-        postgres.discard(pg_settings)
+        await asyncio.to_thread(postgres.discard, pg_settings)
 
 
 async def test_postgres_restart_is_survived_and_reported(
