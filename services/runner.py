@@ -18,6 +18,7 @@ from typing import Any
 
 from services.common.errors import ConfigError
 from services.common.kafka import create_topics
+from services.common.lag import report_deleted_unread
 from services.common.settings import Settings
 
 SERVICES = {
@@ -61,7 +62,7 @@ def run_one(service: str, settings: Settings) -> int:
     import faust  # heavy import, only for workers
 
     settings = settings.as_service(service)
-    asyncio.run(create_topics(settings))
+    asyncio.run(_before_start(settings, service))
     module = importlib.import_module(SERVICES[service])
     app = module.build_app(settings)
     tune_garbage_collector()
@@ -70,6 +71,13 @@ def run_one(service: str, settings: Settings) -> int:
     )
     worker.execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits
+
+
+async def _before_start(settings: Settings, service: str) -> None:
+    """The topics exist; records deleted before the service's group read them are reported
+    before its consumer moves past them."""
+    await create_topics(settings)
+    await report_deleted_unread(settings, service)
 
 
 def tune_garbage_collector() -> None:

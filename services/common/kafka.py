@@ -89,6 +89,14 @@ class Topics:
     def all(self) -> tuple[str, ...]:
         return (*self.sources, *self.compacted, self.bronze_landed, self.gold_shards)
 
+    def consumed_by(self, service: str) -> tuple[str, ...]:
+        """The topics ``service`` reads (its consumer group's)."""
+        return {
+            "bronze": self.sources,
+            "silver": (self.bronze_landed, *self.compacted),
+            "gold": (self.gold_shards,),
+        }.get(service, ())
+
     def source_system(self, topic: str) -> str:
         """``pos`` / ``api`` / ``iot`` for a source topic."""
         return {self.pos: "pos", self.api: "api", self.iot: "iot"}[topic]

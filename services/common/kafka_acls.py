@@ -51,12 +51,6 @@ def default_user(service: str) -> str:
 def service_acls(settings: Settings, service: str, user: str) -> list[Acl]:
     """What ``service``, as SASL user ``user``, may do on the topics of ``settings``."""
     topics, app = topics_for(settings), app_id(settings, service)
-    reads: dict[str, Sequence[str]] = {
-        "bronze": topics.sources,
-        "silver": (topics.bronze_landed, *topics.compacted),
-        "gold": (topics.gold_shards,),
-        "platinum": (),
-    }
     writes: dict[str, Sequence[str]] = {"bronze": (topics.bronze_landed,)}
     principal = f"User:{user}"
 
@@ -66,7 +60,7 @@ def service_acls(settings: Settings, service: str, user: str) -> list[Acl]:
 
     return [
         acl("topic", topics.prefix, "DESCRIBE", "prefixed"),
-        *(acl("topic", name, "READ") for name in reads[service]),
+        *(acl("topic", name, "READ") for name in topics.consumed_by(service)),
         *(acl("topic", name, "WRITE") for name in writes.get(service, ())),
         acl("group", app, "READ"),
         acl("topic", f"{app}-", "ALL", "prefixed"),  # Faust's <app id>-__assignor-__leader

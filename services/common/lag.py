@@ -1,4 +1,5 @@
-"""Consumer lag per group/topic/partition: log-end offset minus committed offset.
+"""Consumer lag per group/topic/partition: log-end offset minus committed offset; and, when a
+service starts, the records Kafka deleted before its group read them.
 
 Each service measures its own consumer group from outside the consumer (admin API), so the
 number is what Kafka has committed, i.e. what a restart would resume from.
@@ -14,7 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from services.common.metrics import CONSUMER_LAG
+from services.common.kafka import app_id, client_security, topics_for
+from services.common.metrics import CONSUMER_DELETED_UNREAD, CONSUMER_LAG
+from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +85,67 @@ class LagMonitor:
             await self._consumer.stop()
             await self._admin.close()
             self._admin = self._consumer = None
+
+
+async def deleted_unread(settings: Settings, service: str) -> dict[TopicPartition, int]:
+    """Per partition ``service`` consumes, the records between its group's committed offset
+    and the log's start: retention deleted them before the group read them (the service was
+    stopped, or behind, for longer than the topic keeps records). A consumer resuming there
+    is moved to the log's start, past them, without a word; this is the moment to say so."""
+    group, topics = app_id(settings, service), topics_for(settings).consumed_by(service)
+    if not topics:
+        return {}
+    security = client_security(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, **security
+    )
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+            read = {tp.topic for tp, meta in offsets.items() if meta.offset >= 0} & set(topics)
+            # On a topic the group reads, a partition without a committed offset was read
+            # from 0 (the first record it got was there when it joined); a topic it has no
+            # offset on at all is a new group's, and nothing says what it should have read.
+            committed = {
+                TopicPartition(d["topic"], p["partition"]): 0
+                for d in (await admin.describe_topics(sorted(read)) if read else [])
+                if d["error_code"] == 0
+                for p in d["partitions"]
+            }
+            committed |= {tp: m.offset for tp, m in offsets.items()
+                          if tp.topic in read and m.offset >= 0}  # fmt: skip
+            starts = await consumer.beginning_offsets(list(committed)) if committed else {}
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+    return {tp: start - committed[tp] for tp, start in starts.items() if start > committed[tp]}
+
+
+async def report_deleted_unread(settings: Settings, service: str) -> int:
+    """Log and export (``scout_consumer_deleted_unread``, alert ScoutRecordsDeletedUnread)
+    what :func:`deleted_unread` finds; returns the records in all. Kafka failing to answer
+    delays nothing: the service starts, and says it could not check."""
+    try:
+        gaps = await deleted_unread(settings, service)
+    except KafkaError as exc:
+        log.warning("%s: could not check for records deleted before they were read: %r",
+                    service, exc)  # fmt: skip
+        return 0
+    group = app_id(settings, service)
+    for tp, n in sorted(gaps.items()):
+        CONSUMER_DELETED_UNREAD.labels(group, tp.topic, str(tp.partition)).set(n)
+        log.error("%s: Kafka deleted %d record(s) of %s[%d] before group %s read them "
+                  "(retention); they never reach %s: %s", service, n, tp.topic, tp.partition,
+                  group, service, RECOVERY.get(service, "see the runbook"))  # fmt: skip
+    return sum(gaps.values())
+
+
+RECOVERY = {
+    "bronze": "their producers must send them again",
+    "silver": "their records are in bronze without silver lineage; run `scout replay --from "
+    "<the day silver stopped>`",
+}

@@ -36,6 +36,12 @@ CONSUMER_LAG = Gauge(
     "Log-end offset minus committed offset",
     ["group", "topic", "partition"],
 )
+CONSUMER_DELETED_UNREAD = Gauge(
+    "scout_consumer_deleted_unread",
+    "Records Kafka deleted (retention) before the group read them, found when the service "
+    "started: log-start offset minus committed offset",
+    ["group", "topic", "partition"],
+)
 FRESHNESS = Histogram(
     "scout_freshness_seconds",
     "Source record time (its Kafka timestamp, set when the event was published) to "
