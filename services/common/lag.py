@@ -125,6 +125,14 @@ async def deleted_unread(settings: Settings, service: str) -> dict[TopicPartitio
     return {tp: start - committed[tp] for tp, start in starts.items() if start > committed[tp]}
 
 
+# What to do about records a service never read, in its log line.
+RECOVERY = {
+    "bronze": "their producers must send them again",
+    "silver": "their records are in bronze without silver lineage; run `scout replay --from "
+    "<the day silver stopped>`",
+}
+
+
 async def report_deleted_unread(settings: Settings, service: str) -> int:
     """Log and export (``scout_consumer_deleted_unread``, alert ScoutRecordsDeletedUnread)
     what :func:`deleted_unread` finds; returns the records in all. Kafka failing to answer
@@ -142,10 +150,3 @@ async def report_deleted_unread(settings: Settings, service: str) -> int:
                   "(retention); they never reach %s: %s", service, n, tp.topic, tp.partition,
                   group, service, RECOVERY.get(service, "see the runbook"))  # fmt: skip
     return sum(gaps.values())
-
-
-RECOVERY = {
-    "bronze": "their producers must send them again",
-    "silver": "their records are in bronze without silver lineage; run `scout replay --from "
-    "<the day silver stopped>`",
-}

@@ -21,13 +21,7 @@ pytestmark = pytest.mark.integration
 
 async def delete_all_records(settings: Settings, topic: str) -> dict[TopicPartition, int]:
     """What retention does to a topic's old records, at once: every record up to the end."""
-    tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end}
-    finally:
-        await consumer.stop()
+    ends = {tp: end for tp, end in (await _ends(settings, topic)).items() if end}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
