@@ -276,23 +276,29 @@ async def group_assignment(settings: Settings, service: str) -> list[set[TopicPa
     return owned
 
 
+async def committed_offsets(settings: Settings, service: str) -> dict[TopicPartition, int]:
+    """The offsets ``service``'s group has committed, on the partitions it committed on."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group_id(settings, service))
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
 async def uncommitted(
     settings: Settings, service: str, partitions: Iterable[TopicPartition]
 ) -> int:
     """Records of ``partitions`` that ``service``'s group has not committed."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id(settings, service))
-    finally:
-        await admin.close()
+    committed = await committed_offsets(settings, service)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(list(partitions))
     finally:
         await consumer.stop()
-    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+    return sum(end - committed.get(tp, 0) for tp, end in ends.items())
 
 
 def gold_verified(settings: Settings) -> str:

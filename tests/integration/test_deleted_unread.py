@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from services.common.kafka import app_id, topics_for
 from services.common.settings import Settings
 from tests.integration.test_never_stop import _masters, _valid, until_settled
-from tests.support import ServiceProcess, publish, wait_for
+from tests.support import ServiceProcess, committed_offsets, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,8 @@ async def test_handoff_records_deleted_before_silver_read_them_are_reported(
         await publish(settings, _valid(settings, 300, "LOST"))
         await wait_for(lambda: db.fetchval(
             "SELECT count(*) = 400 FROM scout.bronze_transactions_raw"), timeout=60)  # fmt: skip
-        committed = await _committed(settings, "silver", topics.bronze_landed)
+        offsets = await committed_offsets(settings, "silver")
+        committed = {tp: n for tp, n in offsets.items() if tp.topic == topics.bronze_landed}
         await _settle_handoff(settings)
         ends = await delete_all_records(settings, topics.bronze_landed)
         expected = {tp: end - committed.get(tp, 0) for tp, end in ends.items()
@@ -101,16 +102,6 @@ async def test_source_records_deleted_before_bronze_read_them_are_reported(
         assert await db.fetchval("SELECT count(*) FROM scout.bronze_transactions_raw") == 40
     finally:
         bronze.stop()
-
-
-async def _committed(settings: Settings, service: str, topic: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(app_id(settings, service))
-    finally:
-        await admin.close()
-    return {tp: m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset >= 0}
 
 
 async def _ends(settings: Settings, topic: str) -> dict[TopicPartition, int]:
