@@ -121,7 +121,7 @@ def build_app(settings: Settings) -> faust.App:
     # (which would join the same group with another assignment protocol).
     app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     topics = topics_for(settings)
-    ctx = ServiceContext(settings, LAYER, app, topics.sources)
+    ctx = ServiceContext(settings, LAYER, app)
     landed = app.topic(topics.bronze_landed, value_type=bytes, key_type=bytes)
     writer = BronzeWriter(ctx, landed, topics)
     consumer = DirectBatchConsumer.for_app(app, settings, topics.sources, writer.handle,

@@ -52,20 +52,30 @@ class LagMonitor:
             self._admin, self._consumer = admin, consumer
         return self._admin, self._consumer
 
+    @classmethod
+    def for_service(cls, settings: Settings, service: str) -> LagMonitor:
+        """The monitor of ``service``'s consumer group, on the topics it consumes."""
+        topics = topics_for(settings).consumed_by(service)
+        group, security = app_id(settings, service), client_security(settings)
+        return cls(settings.kafka_bootstrap, group, topics, security)
+
+    async def _partitions_of(self, admin: AIOKafkaAdminClient) -> list[TopicPartition]:
+        if not self._partitions:
+            # The consumer is not subscribed, so its metadata knows no partitions: ask.
+            described = await admin.describe_topics(list(self.topics))
+            self._partitions = [
+                TopicPartition(d["topic"], p["partition"])
+                for d in described
+                if d["error_code"] == 0
+                for p in d["partitions"]
+            ]
+        return self._partitions
+
     async def measure(self) -> dict[TopicPartition, int]:
         try:
             admin, consumer = await self._clients()
             committed = await admin.list_consumer_group_offsets(self.group)
-            if not self._partitions:
-                # The consumer is not subscribed, so its metadata knows no partitions: ask.
-                described = await admin.describe_topics(list(self.topics))
-                self._partitions = [
-                    TopicPartition(d["topic"], p["partition"])
-                    for d in described
-                    if d["error_code"] == 0
-                    for p in d["partitions"]
-                ]
-            partitions = self._partitions
+            partitions = await self._partitions_of(admin)
             if not partitions:
                 return {}
             ends = await consumer.end_offsets(partitions)
@@ -80,49 +90,31 @@ class LagMonitor:
             CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(lags[tp])
         return lags
 
+    async def deleted_unread(self) -> dict[TopicPartition, int]:
+        """Per partition consumed, the records between the group's committed offset and the
+        log's start: retention deleted them before the group read them (the service was
+        stopped, or behind, for longer than the topic keeps records). A consumer resuming
+        there is moved to the log's start, past them, without a word; a service's start is
+        the moment to say so (:func:`report_deleted_unread`)."""
+        if not self.topics:
+            return {}
+        admin, consumer = await self._clients()
+        offsets = await admin.list_consumer_group_offsets(self.group)
+        read = {tp.topic for tp, m in offsets.items() if m.offset >= 0} & set(self.topics)
+        # On a topic the group reads, a partition without a committed offset was read from 0
+        # (the first record it got was there when it joined); a topic it has no offset on at
+        # all is a new group's, and nothing says what it should have read.
+        committed = {tp: 0 for tp in await self._partitions_of(admin) if tp.topic in read}
+        committed |= {tp: m.offset for tp, m in offsets.items()
+                      if tp.topic in read and m.offset >= 0}  # fmt: skip
+        starts = await consumer.beginning_offsets(list(committed)) if committed else {}
+        return {tp: n - committed[tp] for tp, n in starts.items() if n > committed[tp]}
+
     async def close(self) -> None:
         if self._admin is not None and self._consumer is not None:
             await self._consumer.stop()
             await self._admin.close()
             self._admin = self._consumer = None
-
-
-async def deleted_unread(settings: Settings, service: str) -> dict[TopicPartition, int]:
-    """Per partition ``service`` consumes, the records between its group's committed offset
-    and the log's start: retention deleted them before the group read them (the service was
-    stopped, or behind, for longer than the topic keeps records). A consumer resuming there
-    is moved to the log's start, past them, without a word; this is the moment to say so."""
-    group, topics = app_id(settings, service), topics_for(settings).consumed_by(service)
-    if not topics:
-        return {}
-    security = client_security(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, **security
-    )
-    await admin.start()
-    try:
-        await consumer.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(group)
-            read = {tp.topic for tp, meta in offsets.items() if meta.offset >= 0} & set(topics)
-            # On a topic the group reads, a partition without a committed offset was read
-            # from 0 (the first record it got was there when it joined); a topic it has no
-            # offset on at all is a new group's, and nothing says what it should have read.
-            committed = {
-                TopicPartition(d["topic"], p["partition"]): 0
-                for d in (await admin.describe_topics(sorted(read)) if read else [])
-                if d["error_code"] == 0
-                for p in d["partitions"]
-            }
-            committed |= {tp: m.offset for tp, m in offsets.items()
-                          if tp.topic in read and m.offset >= 0}  # fmt: skip
-            starts = await consumer.beginning_offsets(list(committed)) if committed else {}
-        finally:
-            await consumer.stop()
-    finally:
-        await admin.close()
-    return {tp: start - committed[tp] for tp, start in starts.items() if start > committed[tp]}
 
 
 # What to do about records a service never read, in its log line.
@@ -135,15 +127,18 @@ RECOVERY = {
 
 async def report_deleted_unread(settings: Settings, service: str) -> int:
     """Log and export (``scout_consumer_deleted_unread``, alert ScoutRecordsDeletedUnread)
-    what :func:`deleted_unread` finds; returns the records in all. Kafka failing to answer
-    delays nothing: the service starts, and says it could not check."""
+    what :meth:`LagMonitor.deleted_unread` finds; returns the records in all. Kafka failing
+    to answer delays nothing: the service starts, and says it could not check."""
+    monitor = LagMonitor.for_service(settings, service)
     try:
-        gaps = await deleted_unread(settings, service)
+        gaps = await monitor.deleted_unread()
     except KafkaError as exc:
         log.warning("%s: could not check for records deleted before they were read: %r",
                     service, exc)  # fmt: skip
         return 0
-    group = app_id(settings, service)
+    finally:
+        await monitor.close()
+    group = monitor.group
     for tp, n in sorted(gaps.items()):
         CONSUMER_DELETED_UNREAD.labels(group, tp.topic, str(tp.partition)).set(n)
         log.error("%s: Kafka deleted %d record(s) of %s[%d] before group %s read them "

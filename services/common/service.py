@@ -11,7 +11,6 @@ import asyncpg
 
 from services.common.batching import batch_failing
 from services.common.db import create_pool
-from services.common.kafka import client_security
 from services.common.lag import LagMonitor
 from services.common.lifecycle import NEW_SESSION_ERRORS
 from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
@@ -24,7 +23,7 @@ LAG_INTERVAL_S = 5.0
 class ServiceContext:
     """Per-process state of one service: lazily created pool, health and metrics hooks."""
 
-    def __init__(self, settings: Settings, service: str, app: Any, topics: tuple[str, ...]):
+    def __init__(self, settings: Settings, service: str, app: Any):
         self.settings = settings
         self.service = service
         self.app = app
@@ -32,9 +31,7 @@ class ServiceContext:
         self._pool_lock = asyncio.Lock()
         self._new_sessions = False  # the pool's sessions are to be replaced (db_failed)
         self._assigned: Callable[[], int] = partial(assigned_partitions, app)
-        self._lag = LagMonitor(
-            settings.kafka_bootstrap, app.conf.id, topics, client_security(settings)
-        )
+        self._lag = LagMonitor.for_service(settings, service)  # the topics it consumes
         install_views(app, self.readiness)
         DB_RETRIES.labels(service)  # export the series at 0 from the start (for rate() and alerts)
         app.timer(interval=LAG_INTERVAL_S, name=f"{service}-lag")(self._measure)

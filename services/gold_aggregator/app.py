@@ -284,7 +284,7 @@ def next_shards_per_flush(shards: int, claimed: int) -> int:
 def build_app(settings: Settings) -> faust.App:
     app = make_app(settings, LAYER)
     topics = topics_for(settings)
-    ctx = ServiceContext(settings, LAYER, app, (topics.gold_shards,))
+    ctx = ServiceContext(settings, LAYER, app)
 
     def owned() -> frozenset[int]:
         """The shards of the gold-shards partitions Kafka assigned to this replica now."""

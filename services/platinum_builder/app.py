@@ -56,7 +56,7 @@ async def run_due(ctx: ServiceContext, cfg: PlatinumSettings) -> list[scheduler.
 def build_app(settings: Settings, cfg: PlatinumSettings | None = None) -> faust.App:
     cfg = cfg or load_platinum_settings()
     app = make_app(settings, LAYER)
-    ctx = PlatinumContext(settings, LAYER, app, ())
+    ctx = PlatinumContext(settings, LAYER, app)
     lock = asyncio.Lock()
 
     async def tick() -> None:

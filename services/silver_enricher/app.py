@@ -198,8 +198,7 @@ def build_app(settings: Settings) -> faust.App:
     key = pii_key(settings)
     app = make_app(settings, LAYER)
     topics = topics_for(settings)
-    ctx = ServiceContext(settings, LAYER, app,
-                         (topics.bronze_landed, *topics.compacted))  # fmt: skip
+    ctx = ServiceContext(settings, LAYER, app)
     pipeline = SilverPipeline(
         ctx.pool, Refiner(key, DEFAULT_EXPECTATIONS),
         allowed_skew_s=settings.allowed_clock_skew_s, on_db_retry=ctx.db_failed,

@@ -58,8 +58,8 @@ async def private_pg(settings: Settings, tmp_path: Path) -> AsyncIterator[Settin
     )
     # one an earlier run left at the same path: start empty (devstack runs its own loop)
     await asyncio.to_thread(postgres.discard, pg_settings)
-    await asyncio.to_thread(postgres.up, pg_settings)
     try:
+        await asyncio.to_thread(postgres.up, pg_settings)
         private = pg_settings.model_copy(
             update={
                 "database_url": SecretStr(postgres.url(pg_settings)),
