@@ -5,8 +5,9 @@ that is already there (a redelivery after a crash), the COPY fails on the primar
 the batch goes through a staging table with ``ON CONFLICT DO NOTHING`` instead: same rows,
 no doubles. If PostgreSQL refuses a record of the batch (on either path: a redelivered batch
 may hold both landed and refused records), the rows are inserted one by one, each in its
-own savepoint, and the refused ones go to the error log with the database's reason. The role
-needs nothing but INSERT (and the partition function).
+own savepoint, and the refused ones go to the error log with the database's reason. A COPY
+the server cancels (it outlasted the role's statement_timeout) is written again in halves,
+each in its own savepoint. The role needs nothing but INSERT (and the partition function).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import asyncpg
 
 from services.bronze_writer.transform import BronzeRow, ErrorRow, Landing, database_rejection
 from services.common.isolation import describe
-from services.common.lifecycle import is_transient
-from services.common.metrics import RECORDS_ISOLATED
+from services.common.lifecycle import is_transient, splits
+from services.common.metrics import RECORDS_ISOLATED, STATEMENTS_CANCELLED
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,7 @@ class BronzeRepo:
         except asyncpg.UniqueViolationError:
             log.info("batch holds already-landed records (redelivery); de-duplicating")
         except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.warning("PostgreSQL refused a record of the batch; landing row by row")
-            return await self._write_one_by_one(conn, rows)
+            return await self._after_failure(conn, rows, exc, "a record of the batch")
         try:
             async with conn.transaction():
                 await conn.execute(CREATE_STAGING)
@@ -128,10 +126,26 @@ class BronzeRepo:
                 status = await conn.execute(INSERT_FROM_STAGING)
             return int(status.rsplit(" ", 1)[1]), []
         except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.warning("PostgreSQL refused a record of a redelivered batch; row by row")
-            return await self._write_one_by_one(conn, rows)
+            return await self._after_failure(conn, rows, exc, "a record of a redelivered batch")
+
+    async def _after_failure(
+        self, conn: asyncpg.Connection, rows: Sequence[BronzeRow], exc: Exception, what: str
+    ) -> tuple[int, list[tuple[BronzeRow, str]]]:
+        """The rows of a COPY that failed on ``exc``: in halves if the server cancelled it
+        (it outlasted the statement_timeout; each half in its own savepoint), one by one if
+        PostgreSQL refused one of them; a transient error is raised to the batch's retry."""
+        if splits(exc, len(rows)):
+            STATEMENTS_CANCELLED.labels("bronze").inc()
+            log.warning("PostgreSQL cancelled the COPY of %d rows (%s); writing it in halves",
+                        len(rows), describe(exc)[1])  # fmt: skip
+            middle = len(rows) // 2
+            first, second = [await self._write_rows(conn, half)
+                             for half in (rows[:middle], rows[middle:])]  # fmt: skip
+            return first[0] + second[0], first[1] + second[1]
+        if is_transient(exc):
+            raise exc
+        log.warning("PostgreSQL refused %s; landing row by row", what)
+        return await self._write_one_by_one(conn, rows)
 
     async def _write_one_by_one(
         self, conn: asyncpg.Connection, rows: Sequence[BronzeRow]

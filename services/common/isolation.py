@@ -13,7 +13,10 @@ extra transactions, paid only when a batch fails. The parts are written in their
 transactions in order; that is safe because every write of the pipeline is idempotent (a
 redelivered batch, or a part written twice, converges to the same rows), and the Kafka
 offsets are committed only once the whole batch is done. Transient errors are not isolated:
-they propagate to the caller's retry.
+they propagate to the caller's retry, except a statement the server cancelled
+(:func:`services.common.lifecycle.splits`: a write that outlasts its statement_timeout
+would outlast it on every retry): that part is split the same way, nothing is kept aside
+for it, and a single record cancelled alone propagates to the caller's retry.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from services.common.lifecycle import is_transient
-from services.common.metrics import RECORDS_ISOLATED
+from services.common.lifecycle import is_transient, splits
+from services.common.metrics import RECORDS_ISOLATED, STATEMENTS_CANCELLED
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,20 @@ async def isolate(records: Sequence[T], attempt: Attempt[T], keep: Keep[T], *, l
             await attempt(part)
             continue
         except Exception as exc:
-            if is_transient(exc):
+            cancelled = splits(exc, len(part))
+            if is_transient(exc) and not cancelled:
                 raise
             if len(part) > 1:
-                if part is records:
+                if cancelled:  # too slow, not refused: its halves are smaller statements
+                    STATEMENTS_CANCELLED.labels(layer).inc()
+                    log.warning(
+                        "%s: the server cancelled the write of %d records (%s); "
+                        "writing it in halves",
+                        layer,
+                        len(part),
+                        describe(exc)[1],
+                    )
+                elif part is records:
                     log.warning("%s: batch of %d refused (%s); isolating the records that "
                                 "cause it", layer, len(part), describe(exc)[0])  # fmt: skip
                 middle = len(part) // 2

@@ -66,6 +66,12 @@ SERVER_STATE_ERRORS: tuple[type[BaseException], ...] = (
 NEW_SESSION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
+# A statement the server cancelled (57014: its statement_timeout, or an operator's
+# pg_cancel_backend). Nothing is wrong with the records, so it is transient; but a write that
+# outlasts a server's statement_timeout outlasts it again on every retry, so where the work
+# can be split (:func:`splits`) it is written again in halves instead of retried whole
+# (services.common.isolation.isolate, bronze's COPY): the smaller statements pass.
+CANCELLED_STATEMENT = asyncpg.exceptions.QueryCanceledError
 # Errors of a value sent to the database, raised before it is sent (asyncpg's client-side
 # codec error is an InterfaceError, but retrying the same value fails the same way).
 _CLIENT_DATA_ERRORS = (asyncpg.exceptions._base.DataError,)
@@ -78,6 +84,13 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (*_CLIENT_DATA_ERRORS, *_KAFKA_DATA_ERRORS)):
         return False
     return isinstance(exc, (*TRANSIENT_DB_ERRORS, *SERVER_STATE_ERRORS, KafkaError))
+
+
+def splits(exc: BaseException, size: int) -> bool:
+    """True when the write of ``size`` records that raised ``exc`` should be written again in
+    halves rather than retried whole: the server cancelled its statement, and it has more
+    than one record to split."""
+    return size > 1 and isinstance(exc, CANCELLED_STATEMENT)
 
 
 def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:
@@ -93,17 +106,20 @@ async def retry(
     *,
     what: str,
     retry_on: tuple[type[BaseException], ...] = (),
+    raise_on: tuple[type[BaseException], ...] = (),
     on_retry: Callable[[BaseException], None] | None = None,
     max_attempts: int | None = None,
 ) -> T:
     """Run ``operation`` until it succeeds, sleeping with backoff between transient failures
-    (:func:`is_transient`, or one of ``retry_on``); any other error is raised at once."""
+    (:func:`is_transient`, or one of ``retry_on``); any other error, and one of
+    ``raise_on`` (an error the caller answers otherwise, e.g. by splitting the work), is
+    raised at once."""
     attempts = 0
     for delay in backoff_delays():
         try:
             return await operation()
         except Exception as exc:
-            if not (is_transient(exc) or isinstance(exc, retry_on)):
+            if isinstance(exc, raise_on) or not (is_transient(exc) or isinstance(exc, retry_on)):
                 raise
             attempts += 1
             if max_attempts is not None and attempts >= max_attempts:

@@ -73,6 +73,12 @@ RECORDS_ISOLATED = Counter(
     " batch went on",
     ["layer", "reason"],
 )
+STATEMENTS_CANCELLED = Counter(
+    "scout_statements_cancelled_total",
+    "Writes the server cancelled (statement_timeout, or pg_cancel_backend) that the layer"
+    " split and wrote again in smaller parts instead of retrying them whole",
+    ["layer"],
+)
 DB_UP = Gauge("scout_db_up", "1 when the last database call of the layer succeeded", ["layer"])
 DB_RETRIES = Counter(
     "scout_db_retries_total", "Database operations retried after a transient error", ["layer"]

@@ -25,9 +25,9 @@ from typing import Any, NamedTuple
 import faust
 
 from services.common.batching import run_batch
-from services.common.isolation import isolate
+from services.common.isolation import describe, isolate
 from services.common.kafka import make_app, topics_for
-from services.common.lifecycle import is_transient, retry
+from services.common.lifecycle import CANCELLED_STATEMENT, is_transient, retry, splits
 from services.common.metrics import (
     BATCH_FLUSH,
     FRESHNESS,
@@ -41,6 +41,7 @@ from services.common.metrics import (
     GOLD_WAITING_CHANGES,
     RECORDS_CONSUMED,
     RECORDS_WRITTEN,
+    STATEMENTS_CANCELLED,
 )
 from services.common.service import ServiceContext
 from services.common.settings import Settings
@@ -138,19 +139,40 @@ class GoldAggregator:
         try:
             return await self._apply(shards)
         except Exception as exc:
-            if is_transient(exc) or isinstance(exc, InconsistentState):
+            if splits(exc, len(shards)):
+                return await self._flush_in_halves(shards, exc)
+            cancelled = isinstance(exc, CANCELLED_STATEMENT)
+            if (is_transient(exc) and not cancelled) or isinstance(exc, InconsistentState):
                 raise
             refusal = exc
         # A data error: the same flush would fail again. Set aside the groups that fail
-        # alone, write the others.
+        # alone, write the others. The flush of one shard that the server cancelled (it
+        # outlasted the statement_timeout) is not refused: the same bisection writes it in
+        # smaller parts.
         pool = await self.ctx.pool()
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             days = await channel.changed_days(conn, CLAIM_DAYS, shards)
             groups = await channel.changed_groups(conn, shards, days)
-        log.warning("gold flush of %d group(s) refused (%s); isolating the groups that cause it",
-                    len(groups), type(refusal).__name__)  # fmt: skip
+        if cancelled:
+            log.warning("gold flush of %d group(s) cancelled by the server (%s); writing it "
+                        "in smaller parts", len(groups), describe(refusal)[1])  # fmt: skip
+        else:
+            log.warning("gold flush of %d group(s) refused (%s); isolating the groups that "
+                        "cause it", len(groups), type(refusal).__name__)  # fmt: skip
         await self._isolate(shards, groups)
         return Taken(len(days), 0)  # the changes the isolation took are not counted
+
+    async def _flush_in_halves(self, shards: frozenset[int], exc: BaseException) -> Taken:
+        """The flush of ``shards`` that the server cancelled, as two flushes of half of them
+        each (they hold about half the changes: shorter statements)."""
+        STATEMENTS_CANCELLED.labels(LAYER).inc()
+        log.warning("gold flush of %d shard(s) cancelled by the server (%s); flushing them in "
+                    "halves", len(shards), describe(exc)[1])  # fmt: skip
+        ordered = sorted(shards)
+        middle = len(ordered) // 2
+        first = await self._flush_once(frozenset(ordered[:middle]))
+        second = await self._flush_once(frozenset(ordered[middle:]))
+        return Taken(first.days + second.days, first.changes + second.changes)
 
     async def _retry_dead_letters(self, shards: frozenset[int]) -> None:
         """Apply the changes of dead-lettered groups that are due (or of shards this worker
@@ -172,6 +194,7 @@ class GoldAggregator:
             try:
                 await retry(partial(self._apply, shards, part), what="gold isolation",
                             retry_on=(InconsistentState,), max_attempts=3,
+                            raise_on=(CANCELLED_STATEMENT,),  # isolate() halves it
                             on_retry=self._flush_failed)  # fmt: skip
             except Exception as exc:
                 self._refusal = exc
@@ -199,6 +222,7 @@ class GoldAggregator:
         pool = await self.ctx.pool()
         started = time.perf_counter()
         windows: dict[int, rolling.Buckets] = {}
+        committing = False
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 if groups is None:
@@ -213,12 +237,16 @@ class GoldAggregator:
                 else:
                     flushed = await self.business.apply(conn, claimed)
                     day_rows = await self.days.apply(conn, claimed)
+                committing = True
         except BaseException:
             # The changes taken return with the rollback; the state they touched may not.
             # A COMMIT whose reply was lost (the server or the network went away) may have
-            # committed: the windows of these shards are loaded again by the next flush.
+            # committed: the windows of these shards are loaded again by the next flush. A
+            # statement that failed before the COMMIT rolled the flush back: the windows,
+            # which take a flush's changes only after its commit, are still right.
             self.forget()
-            self._windows_of -= shards
+            if committing:
+                self._windows_of -= shards
             raise
         finally:
             GOLD_GROUPS_IN_MEMORY.set(len(self.business))

@@ -20,7 +20,7 @@ from services.common.errors import ConfigError
 from services.common.events import ProductRecord, Rejection, StoreRecord, parse_master, rules
 from services.common.isolation import isolate
 from services.common.kafka import kafka_time, make_app, topics_for
-from services.common.lifecycle import retry
+from services.common.lifecycle import CANCELLED_STATEMENT, retry
 from services.common.metrics import (
     RECORDS_CONSUMED,
     RECORDS_REJECTED,
@@ -116,6 +116,7 @@ class MasterHandler:
         await retry(
             partial(self._write, list(stores.values()), list(products.values()), rejected),
             what="silver master batch",
+            raise_on=(CANCELLED_STATEMENT,),  # the isolation writes it in halves
             on_retry=self.ctx.db_failed,
         )
         self.ctx.db_ok()

@@ -24,7 +24,7 @@ import asyncpg
 from services.common.events import ProductRecord, StoreRecord, rules
 from services.common.handoff import DecodedRecord, UnreadableHandoff, decode_landed, with_kind
 from services.common.isolation import isolate
-from services.common.lifecycle import retry
+from services.common.lifecycle import CANCELLED_STATEMENT, retry
 from services.common.metrics import (
     BATCH_FLUSH,
     EVENT_LATENESS,
@@ -249,6 +249,7 @@ class SilverPipeline:
         merged, result = await retry(
             partial(self._merge, unique, refined, reenrich),
             what="silver batch",
+            raise_on=(CANCELLED_STATEMENT,),  # the isolation writes it in halves
             on_retry=self.on_db_retry,
         )
         BATCH_FLUSH.labels(LAYER).observe(time.perf_counter() - started)

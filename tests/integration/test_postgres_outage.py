@@ -5,7 +5,8 @@ say so, and none of them exits.
 - a crash (immediate shutdown: no checkpoint, recovery at the next start) under the whole
   chain, bronze, silver and gold, while records keep arriving;
 - COMMITs that reach the server but whose answer never reaches the worker;
-- a server that refuses every record alike: read-only after a failover, a grant missing.
+- a server that refuses every record alike: read-only after a failover, a grant missing;
+- a server whose statement_timeout is shorter than a batch's write takes.
 
 The restart and the crash use a private PostgreSQL cluster (own port and folder), so they
 do not disturb the other tests' server.
@@ -29,6 +30,7 @@ from services.common.db import connect
 from services.common.migrations import migrate
 from services.common.settings import SERVICE_ROLES, Settings
 from services.devstack import postgres
+from tests.fuzz import STORES
 from tests.integration.test_bronze_writer import pos_records
 from tests.integration.test_never_stop import (
     _masters,
@@ -358,6 +360,85 @@ async def test_a_missing_grant_is_waited_out_not_quarantined(
         await until_settled(db, len(first) + len(second), gold=False)
         assert await db.fetchval(OPEN_QUARANTINE) == 0
         assert await db.fetchval("SELECT count(*) FROM scout.silver_transactions_cleaned") == 500
+        assert_never_stopped(services)
+    finally:
+        stop_all(services, check=False)
+
+
+# Per row written, in seconds, and each login's statement_timeout: a whole batch outlasts it,
+# a part of it does not. Gold writes a row per (store, day), three here: three rows outlast
+# its timeout, two do not.
+SLOW_ROWS = {
+    "bronze": ("bronze_transactions_raw", 0.002, "500ms"),
+    "silver": ("silver_transactions_cleaned", 0.002, "500ms"),
+    "gold": ("gold_business_metrics", 0.6, "1500ms"),
+}
+
+
+def _one_store_over_three_days(settings: Settings, n: int) -> list[tuple[str, bytes, bytes]]:
+    """Sales of one store, today (in the live windows), yesterday and the day before, in
+    turn: every part silver writes, and so every gold flush, holds all three of its days."""
+    now, store = datetime.now(UTC) - timedelta(seconds=60), STORES[0]
+    out = []
+    for i, (topic, _, value) in enumerate(_valid(settings, 3 * n, "DAYS")):
+        at = (now - timedelta(days=i % 3)).isoformat()
+        sale = {**json.loads(value), "store_id": store, "occurred_at": at}
+        out.append((topic, store.encode(), json.dumps(sale).encode()))
+    return out
+
+
+async def test_a_statement_timeout_shorter_than_a_batch_splits_it_and_loses_nothing(
+    settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """The database sets each service's login a statement_timeout (as a DBA does) that every
+    whole batch outlasts: the server cancels the statement (57014), which retried as it is
+    would be cancelled again forever. Each layer writes the batch again in halves instead
+    (bronze's COPY, silver's parts, gold's shards, then the groups of a single shard), keeps
+    nothing aside, and every sale lands once. The time a write takes is made by a trigger
+    that sleeps per row."""
+    database = await db.fetchval("SELECT current_database()")
+    await db.execute("""
+        CREATE FUNCTION public.test_slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(TG_ARGV[0]::float8); RETURN NEW; END $$""")  # fmt: skip
+    for layer, (table, seconds, timeout) in SLOW_ROWS.items():
+        login = urlsplit(getattr(settings, f"database_url_{layer}").get_secret_value()).username
+        await db.execute(f'ALTER ROLE "{login}" IN DATABASE "{database}" '
+                         f"SET statement_timeout = '{timeout}'")  # fmt: skip
+        slow = f"EXECUTE FUNCTION public.test_slow_row({seconds})"
+        await db.execute(f"CREATE TRIGGER test_slow BEFORE INSERT OR UPDATE ON scout.{table} "
+                         f"FOR EACH ROW {slow}")  # fmt: skip
+    services = start_all(
+        ServiceProcess(n, settings, tmp_path, SCOUT_BATCH_MAX="500") for n in SLOW_ROWS
+    )
+    gold = services[-1]
+    sales = _recent_sales(settings, 1_500, "SLOW")
+    # The stores of the test are in three shards: a flush of them all outlasts gold's
+    # timeout, and so does the flush of the one shard of a store with three days.
+    days = _one_store_over_three_days(settings, 200)
+    try:
+        await publish(settings, _masters(settings) + sales)
+        await until_settled(db, len(sales), timeout=240)
+        await assert_each_sale_once(db, len(sales), gold, settings)
+        await publish(settings, days)
+        published = len(sales) + len(days)
+        await until_settled(db, published, timeout=240)
+        counts = await db.fetchrow("""
+            SELECT (SELECT count(*) FROM scout.bronze_transactions_raw) AS bronze,
+                   (SELECT count(*) FROM scout.silver_transactions_cleaned) AS silver,
+                   (SELECT count(*) FROM scout.silver_quarantine) AS quarantined,
+                   (SELECT count(*) FROM scout.bronze_error_log) AS refused,
+                   (SELECT count(*) FROM scout.gold_dead_letters) AS dead_letters""")  # fmt: skip
+        assert dict(counts) == {"bronze": published, "silver": published, "quarantined": 0,
+                                "refused": 0, "dead_letters": 0}  # fmt: skip
+        verify = await asyncio.to_thread(gold_verify, settings)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        await asyncio.sleep(1.0)
+        rolling = json.loads(gold.get("/gold/rolling"))["stores"]
+        assert rolling[STORES[0]]["transactions"] == 500 + 200  # today's: 1/3 of each part
+        for service in services:
+            cancelled = service.metric("scout_statements_cancelled_total", layer=service.service)
+            assert cancelled >= 1, service.log_tail()
+        assert "cancelled by the server" in gold.log_path.read_text()
         assert_never_stopped(services)
     finally:
         stop_all(services, check=False)

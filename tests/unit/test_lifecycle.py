@@ -1,11 +1,15 @@
-"""Which errors are an outage (retried, waited out) and which are the records' (isolated)."""
+"""Which errors are an outage (retried, waited out), which are the records' (isolated), and
+which make a write split in halves."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
-from services.common.lifecycle import NEW_SESSION_ERRORS, is_transient
+from services.common.isolation import isolate
+from services.common.lifecycle import NEW_SESSION_ERRORS, is_transient, retry, splits
 
 
 def error(sqlstate: str) -> asyncpg.PostgresError:
@@ -56,3 +60,54 @@ def test_only_a_read_only_session_is_replaced() -> None:
     assert isinstance(error("25006"), NEW_SESSION_ERRORS)
     assert not isinstance(error("42501"), NEW_SESSION_ERRORS)
     assert not isinstance(error("08006"), NEW_SESSION_ERRORS)
+
+
+def test_a_cancelled_statement_splits_a_write_of_more_than_one_record() -> None:
+    cancelled = error("57014")  # statement_timeout, or pg_cancel_backend
+    assert is_transient(cancelled)  # the records are not at fault
+    assert splits(cancelled, 2)
+    assert not splits(cancelled, 1)  # nothing left to split: retried as an outage
+    assert not splits(error("57P01"), 2)  # a shutdown: the whole is retried
+    assert not splits(error("22003"), 2)  # a refusal: isolated, not split
+
+
+async def test_a_write_the_server_cancels_is_written_in_parts_and_none_is_kept() -> None:
+    """The attempt is cancelled whenever it holds more than 3 records (a statement_timeout
+    that a whole batch outlasts): every record is written, in parts, none is kept aside."""
+    written: list[int] = []
+    kept: list[int] = []
+
+    async def attempt(part: Sequence[int]) -> None:
+        if len(part) > 3:
+            raise error("57014")
+        written.extend(part)
+
+    async def keep(record: int, reason: str, detail: str) -> None:
+        kept.append(record)
+
+    assert await isolate(list(range(20)), attempt, keep, layer="test") == 0
+    assert written == list(range(20)) and kept == []
+
+
+async def test_a_single_record_cancelled_alone_goes_to_the_callers_retry() -> None:
+    async def attempt(part: Sequence[int]) -> None:
+        raise error("57014")
+
+    async def keep(record: int, reason: str, detail: str) -> None:
+        raise AssertionError("a cancelled record is not the record's fault")
+
+    with pytest.raises(asyncpg.QueryCanceledError):
+        await isolate([1, 2], attempt, keep, layer="test")
+
+
+async def test_retry_raises_what_the_caller_answers_otherwise() -> None:
+    calls = 0
+
+    async def cancelled() -> None:
+        nonlocal calls
+        calls += 1
+        raise error("57014")
+
+    with pytest.raises(asyncpg.QueryCanceledError):
+        await retry(cancelled, what="test", raise_on=(asyncpg.QueryCanceledError,))
+    assert calls == 1
