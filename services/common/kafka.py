@@ -235,8 +235,21 @@ def app_id(settings: Settings, service: str) -> str:
     return f"{settings.topic_prefix}{service}".replace(".", "-").strip("-")
 
 
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The configuration a pipeline topic is created with: master topics are compacted, the
+    internal hand-off keeps its records ``SCOUT_HANDOFF_RETENTION_HOURS``, the others keep
+    the cluster's default retention (the source topics' is their producers' decision)."""
+    topics = topics_for(settings)
+    configs = {"max.message.bytes": str(16 * 1024 * 1024)}
+    if name in topics.compacted:
+        configs["cleanup.policy"] = "compact"
+    if name == topics.bronze_landed:
+        configs["retention.ms"] = str(settings.handoff_retention_hours * 3_600_000)
+    return configs
+
+
 async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
-    """Create every pipeline topic (idempotent). Master topics are compacted."""
+    """Create every pipeline topic that does not exist (:func:`topic_configs`)."""
     topics = topics_for(settings)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **client_security(settings)
@@ -251,8 +264,7 @@ async def create_topics(settings: Settings, *, timeout: float = 30.0) -> None:
                 if name == topics.gold_shards
                 else settings.topic_partitions,
                 replication_factor=1,
-                topic_configs=({"cleanup.policy": "compact"} if name in topics.compacted else {})
-                | {"max.message.bytes": str(16 * 1024 * 1024)},
+                topic_configs=topic_configs(settings, name),
             )
             for name in topics.all()
             if name not in existing

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     database_url_platinum: SecretStr | None = None
     topic_prefix: str = "scout."
     topic_partitions: int = Field(default=4, ge=1)
+    # How long the internal hand-off topic (bronze → silver) keeps its records: longer than
+    # the longest silver outage planned for (what Kafka deletes before silver reads it is in
+    # bronze without silver lineage: `scout replay`). Each record is a full copy (zstd), so
+    # this is a storage decision too. Applied when the topic is created (deploy/README.md).
+    handoff_retention_hours: int = Field(default=168, ge=1)
     # The pseudonymisation key (silver only): `<id>:<secret>` or the secret with
     # SCOUT_PII_KEY_ID; the id is stored with each pseudonym so keys can be rotated.
     pii_key: SecretStr | None = None

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from services.common.kafka import client_security, make_producer, topics_for
+from services.common.kafka import (
+    client_security,
+    create_topics,
+    delete_topics_with_prefix,
+    make_producer,
+    topics_for,
+)
 from services.common.kafka_acls import all_acls
 from services.common.settings import Settings
 from tests.support import settings_env
@@ -45,6 +54,39 @@ async def test_produce_and_consume_on_the_real_broker(settings: Settings) -> Non
     finally:
         await consumer.stop()
     assert sorted(seen) == sorted(f'{{"n": {i}}}'.encode() for i in range(100))
+
+
+async def _topic_configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configuration as the broker reports it."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_security(settings)
+    )
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    return {resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+            for response in responses for resource in response.resources}  # fmt: skip
+
+
+async def test_the_handoff_topic_keeps_records_as_long_as_configured(settings: Settings) -> None:
+    """SCOUT_HANDOFF_RETENTION_HOURS is the hand-off topic's retention when the pipeline
+    creates it; the source topics keep the cluster's (7 days, Kafka's default)."""
+    own = settings.model_copy(
+        update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}.", "handoff_retention_hours": 30}
+    )
+    topics = topics_for(own)
+    await create_topics(own)
+    try:
+        configs = await _topic_configs(own, [topics.bronze_landed, topics.pos, topics.gold_shards])
+    finally:
+        await delete_topics_with_prefix(own, own.topic_prefix)
+    assert configs[topics.bronze_landed]["retention.ms"] == str(30 * 3_600_000)
+    assert configs[topics.pos]["retention.ms"] == str(7 * 24 * 3_600_000)
+    assert configs[topics.gold_shards]["retention.ms"] == str(7 * 24 * 3_600_000)
 
 
 def test_granting_acls_says_whether_the_broker_enforces_them(settings: Settings) -> None:
