@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the project needs on this machine, reusing caches between runs:
-#   - Debian packages when missing: a Java runtime, Maven, the PostgreSQL server
+#   - Debian packages when missing: a Java runtime, Maven, the PostgreSQL server, PgBouncer
 #   - a virtualenv with the dependencies, cached by the hash of pyproject.toml,
 #     linked as .venv, with the project installed in editable mode
 # Safe to run again: it only does what is missing.
@@ -15,6 +15,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # certificates of `scout dev up --secure`
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# The pooler of the tests that run the services behind PgBouncer (tests/integration/test_pgbouncer.py).
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: missing ${missing[*]}; install them (Debian: sudo apt-get install ${missing[*]})" >&2
@@ -28,6 +30,10 @@ if ((${#missing[@]})); then
     pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r ver name; do
       pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
     done
+  fi
+  # Likewise its pgbouncer on 6432: the tests start their own.
+  if [[ " ${missing[*]} " == *" pgbouncer "* ]] && command -v service >/dev/null 2>&1; then
+    service pgbouncer stop >/dev/null 2>&1 || true
   fi
 fi
 

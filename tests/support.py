@@ -54,6 +54,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SCOUT_ENV": settings.env,
         "SCOUT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "SCOUT_DATABASE_URL": settings.database_url.get_secret_value(),
+        "SCOUT_DATABASE_POOLER": settings.database_pooler,
         "SCOUT_TOPIC_PREFIX": settings.topic_prefix,
         "SCOUT_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "SCOUT_STATE_DIR": str(settings.state_dir),

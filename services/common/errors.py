@@ -31,3 +31,8 @@ class MigrationError(ScoutError):
     """A migration failed; the database is left as it was before that migration."""
 
     exit_code = 5
+
+
+class SessionSettingsMissing(ConfigError):
+    """Behind a connection pooler, a session lacks the role or settings Scout needs (the
+    login's defaults): the server's state, waited out like a missing grant."""

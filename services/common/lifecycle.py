@@ -23,6 +23,8 @@ from typing import TypeVar
 import asyncpg
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
+from services.common.errors import SessionSettingsMissing
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ SERVER_STATE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidSchemaNameError,  # 3F000
     asyncpg.exceptions.LockNotAvailableError,  # 55P03
     asyncpg.exceptions.ObjectInUseError,  # 55006
+    SessionSettingsMissing,  # behind a pooler, a login without Scout's session defaults
 )
 # Of those, the ones a new session may not meet: a session opened before a failover (or
 # before default_transaction_read_only was lifted) stays read-only, so the pool replaces its

@@ -2,9 +2,12 @@
 
 A login is ``NOINHERIT``, owns nothing, and is a member of exactly one role: its service's
 NOLOGIN role (``scout_bronze_writer`` …, created by the migrations). It connects with the
-``role`` startup parameter, i.e. acts as that role for the whole session; ``RESET ROLE``
+``role`` startup parameter, i.e. acts as that role for the whole session; ``SET ROLE NONE``
 falls back to the login, which has no privilege at all. Because the service roles are members
-of nothing, no ``SET ROLE`` from a service session reaches the owner or another layer.
+of nothing, no ``SET ROLE`` from a service session reaches the owner or another layer. The
+login also carries its role and Scout's planner setting as its own defaults (``ALTER ROLE …
+SET``), which is what a session behind a pooler that refuses those startup parameters gets
+(``SCOUT_DATABASE_POOLER=session``, services/common/db.py).
 
 Roles are cluster-wide: creation is idempotent and races with a concurrent creator are
 absorbed. Passwords are generated here (``scout dev up``, the test harness) and only ever
@@ -21,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from services.common.db import PLAN_CACHE_MODE
 from services.common.errors import ConfigError
 from services.common.settings import SERVICE_ROLES, Settings
 
@@ -42,6 +46,7 @@ JOIN pg_roles l ON l.oid = m.member
 WHERE l.rolname = $1 AND r.rolname <> $2
 """
 REVOKE_MEMBERSHIP = "SELECT format('REVOKE %I FROM %I', $1::text, $2::text)"
+SET_DEFAULT = "SELECT format('ALTER ROLE %I SET %s = %L', $1::text, $2::text, $3::text)"
 DROP_LOGIN = "SELECT format('DROP ROLE IF EXISTS %I', $1::text)"
 
 
@@ -103,7 +108,8 @@ async def _create(conn: asyncpg.Connection, query: str, name: str) -> None:
 
 
 async def ensure_login(conn: asyncpg.Connection, login: Login) -> None:
-    """Create or reshape ``login``: NOINHERIT, member of its service role and nothing else."""
+    """Create or reshape ``login``: NOINHERIT, member of its service role and nothing else,
+    acting as that role by default."""
     role = SERVICE_ROLES[login.service]
     if login.user in SERVICE_ROLES.values() or login.user == await conn.fetchval(
         "SELECT current_user"
@@ -120,6 +126,8 @@ async def ensure_login(conn: asyncpg.Connection, login: Login) -> None:
     for row in await conn.fetch(OTHER_MEMBERSHIPS, login.user, role):
         await _execute_formatted(conn, REVOKE_MEMBERSHIP, row["rolname"], login.user)
     await _execute_formatted(conn, GRANT_MEMBERSHIP, role, login.user)
+    for name, value in (("role", role), ("plan_cache_mode", PLAN_CACHE_MODE)):
+        await _execute_formatted(conn, SET_DEFAULT, login.user, name, value)
 
 
 async def ensure_logins(conn: asyncpg.Connection, logins: Mapping[str, Login]) -> None:

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.common.batching import batch_failing
 from services.common.db import create_pool
+from services.common.errors import SessionSettingsMissing
 from services.common.lag import LagMonitor
 from services.common.lifecycle import NEW_SESSION_ERRORS
 from services.common.metrics import DB_POOL_CONNECTIONS, DB_RETRIES, DB_UP
@@ -69,7 +70,7 @@ class ServiceContext:
         try:
             pool = await asyncio.wait_for(self.pool(), timeout=2)
             checks["postgres"] = await asyncio.wait_for(pool.fetchval("SELECT true"), timeout=2)
-        except (TimeoutError, OSError, asyncpg.PostgresError):
+        except (TimeoutError, OSError, asyncpg.PostgresError, SessionSettingsMissing):
             checks["postgres"] = False
         return checks
 

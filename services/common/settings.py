@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     database_url_silver: SecretStr | None = None
     database_url_gold: SecretStr | None = None
     database_url_platinum: SecretStr | None = None
+    # A connection pooler between the services and PostgreSQL: "session" for PgBouncer in
+    # session mode, which refuses the startup parameters Scout sets otherwise (its role,
+    # plan_cache_mode): each login then carries them as its own defaults (ALTER ROLE … SET,
+    # which `scout migrate --service-logins` does), and every new session is checked for them.
+    database_pooler: Literal["none", "session"] = "none"
     topic_prefix: str = "scout."
     topic_partitions: int = Field(default=4, ge=1)
     # How long the internal hand-off topic (bronze → silver) keeps its records: longer than
