@@ -9,11 +9,13 @@ the test's database; the services' logins authenticate to it with SCRAM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,11 +30,20 @@ from services.common.logins import url_with_login
 from services.common.settings import Settings
 from tests.integration.test_never_stop import _masters, assert_never_stopped, until_settled
 from tests.integration.test_postgres_outage import _recent_sales, assert_each_sale_once
-from tests.support import ServiceProcess, free_port, publish, start_all, stop_all, wait_for
+from tests.support import (
+    ServiceProcess,
+    free_port,
+    publish,
+    settings_env,
+    start_all,
+    stop_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 LAYERS = ("bronze", "silver", "gold")
+ROUTED = (*LAYERS, "platinum")  # the logins that reach PostgreSQL through the pooler
 RUN_AS = "postgres"  # PgBouncer will not run as root
 
 
@@ -45,12 +56,12 @@ def _pgbouncer() -> str:
 @pytest.fixture
 def pgbouncer(settings: Settings) -> Iterator[Settings]:
     """A PgBouncer in session mode in front of this test's database; the settings route
-    bronze, silver and gold (and the commands run as them) through it."""
+    every service (and the commands run as one) through it."""
     server = urlsplit(settings.database_url.get_secret_value())
     database = server.path.lstrip("/")
     logins = {
         layer: urlsplit(getattr(settings, f"database_url_{layer}").get_secret_value())
-        for layer in LAYERS
+        for layer in ROUTED
     }
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="scout-pgbouncer-"))  # readable by RUN_AS
@@ -106,13 +117,20 @@ async def test_the_chain_behind_pgbouncer_in_session_mode_loses_and_doubles_noth
     """Bronze, silver and gold reach PostgreSQL only through PgBouncer, each login acting as
     its service's role (a NOINHERIT login holds no privilege of its own, so every write
     proves it), and every sale lands once, gold verified, the live windows counting each
-    sale once."""
+    sale once; then platinum's jobs run through it too."""
     services = start_all(ServiceProcess(n, pgbouncer, tmp_path) for n in LAYERS)
     sales = _recent_sales(pgbouncer, 1_000, "POOLED")
     try:
         await publish(pgbouncer, _masters(pgbouncer) + sales)
         await until_settled(db, len(sales))
         await assert_each_sale_once(db, len(sales), services[-1], pgbouncer)
+        # Platinum's jobs, each under a session advisory lock: fine in session mode.
+        platinum = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "services.cli", "platinum", "run", "--now"],
+            env=settings_env(pgbouncer), capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert platinum.returncode == 0, platinum.stdout[-2000:] + platinum.stderr[-2000:]
+        assert await db.fetchval("SELECT count(*) FROM scout.platinum_executive_summary") > 0
         assert_never_stopped(services)
         for service in services:
             assert service.metric("scout_db_retries_total", layer=service.service) == 0
