@@ -124,9 +124,18 @@ class ServiceProcess:
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        rebinds = 3
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
+                # free_port's port is free when chosen, not when the child binds it: another
+                # process may take it in between. Then the child starts again on another.
+                if rebinds and "address already in use" in self.log_tail():
+                    rebinds -= 1
+                    self.port = free_port()
+                    self.env["SCOUT_WEB_PORT"] = str(self.port)
+                    self.spawn()
+                    continue
                 raise AssertionError(f"{self.service} exited early:\n{self.log_tail()}")
             try:
                 self.get("/ready")
